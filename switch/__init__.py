@@ -1,0 +1,3 @@
+"""Centrala: an asyncio SIP softswitch and hosted virtual PBX."""
+
+__version__ = "0.1.0"

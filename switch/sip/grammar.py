@@ -1,0 +1,170 @@
+"""Lexical pieces of the RFC 3261 §25 grammar shared by URIs and headers.
+
+Values arrive here already unfolded (header folding turned into a single
+space by the message parser); LWS around separators is tolerated everywhere
+the grammar puts SWS, as RFC 4475 §3.1.1.1 demands.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import MalformedMessage
+
+# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+# gen-value of a generic-param: token / host / quoted-string; hosts may be IPv6 references.
+_PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+\Z")
+
+Params = tuple[tuple[str, str | None], ...]
+
+
+def is_token(text: str) -> bool:
+    return bool(_TOKEN_RE.match(text))
+
+
+def find_quote_end(text: str, start: int) -> int:
+    """Index of the closing quote of the quoted-string opening at ``start``."""
+    i = start + 1
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    raise MalformedMessage("Unterminated quoted string")
+
+
+def split_top_level(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside quoted strings and ``<...>`` brackets."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)
+    parts: list[str] = []
+    start = i = 0
+    n = len(text)
+    depth = 0
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i = find_quote_end(text, i)
+        elif c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif c == sep and not depth:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def split_values(text: str, header: str) -> list[str]:
+    """Comma-separated values of a list header; an empty element is an error."""
+    parts = [p.strip() for p in split_top_level(text, ",")]
+    if any(not p for p in parts):
+        raise MalformedMessage(f"Empty value in {header} header")
+    return parts
+
+
+def parse_params(text: str, where: str) -> Params:
+    """Parse ``;name[=value]`` pairs (``text`` starts at the first ``;`` or is blank)."""
+    text = text.strip()
+    if not text:
+        return ()
+    if text[0] != ";":
+        raise MalformedMessage(f"Malformed parameters in {where}")
+    out: list[tuple[str, str | None]] = []
+    if '"' not in text:  # the common case: no quoted values, a plain split will do
+        for raw in text[1:].split(";"):
+            name, eq, value = raw.partition("=")
+            name = name.strip()
+            value = value.strip()
+            if not _TOKEN_RE.match(name) or (eq and not _PARAM_VALUE_RE.match(value)):
+                raise MalformedMessage(f"Malformed parameter in {where}")
+            out.append((name, value if eq else None))
+        return tuple(out)
+    for raw in split_top_level(text[1:], ";"):
+        name, eq, value = raw.partition("=")
+        name = name.strip()
+        if not is_token(name):
+            raise MalformedMessage(f"Malformed parameter in {where}")
+        if not eq:
+            out.append((name, None))
+            continue
+        value = value.strip()
+        if value.startswith('"'):
+            if find_quote_end(value, 0) != len(value) - 1:
+                raise MalformedMessage(f"Malformed parameter value in {where}")
+        elif not _PARAM_VALUE_RE.match(value):
+            raise MalformedMessage(f"Malformed parameter value in {where}")
+        out.append((name, value))
+    return tuple(out)
+
+
+def format_params(params: Params) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+def get_param(params: Params, name: str) -> str | None:
+    """Value of a parameter (``""`` for a flag without value), ``None`` if absent."""
+    lname = name.lower()
+    for k, v in params:
+        if k.lower() == lname:
+            return "" if v is None else v
+    return None
+
+
+def has_param(params: Params, name: str) -> bool:
+    lname = name.lower()
+    return any(k.lower() == lname for k, _ in params)
+
+
+def set_param(params: Params, name: str, value: str | None) -> Params:
+    """A copy with ``name`` set (replaced in place, or appended)."""
+    lname = name.lower()
+    out = []
+    found = False
+    for k, v in params:
+        if k.lower() == lname:
+            if not found:
+                out.append((k, value))
+                found = True
+        else:
+            out.append((k, v))
+    if not found:
+        out.append((name, value))
+    return tuple(out)
+
+
+def remove_param(params: Params, name: str) -> Params:
+    lname = name.lower()
+    return tuple((k, v) for k, v in params if k.lower() != lname)
+
+
+def unquote(text: str) -> str:
+    """Contents of a quoted-string with its backslash escapes resolved."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_uint(text: str, what: str, maximum: int) -> int:
+    """A decimal integer in ``0..maximum``; Python ints never overflow, so check."""
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 20:
+        raise MalformedMessage(f"Malformed {what}")
+    value = int(text)
+    if value > maximum:
+        raise MalformedMessage(f"{what} out of range")
+    return value
