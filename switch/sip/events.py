@@ -1,0 +1,168 @@
+"""What the transaction layer hands back: datagrams to send and events for the TU.
+
+Theory of operation
+-------------------
+The transaction machines and ``TransactionLayer`` never perform I/O.  Every
+input method returns a list of outputs, in the order they must be acted on:
+
+* ``Send``: a message for the transport adapter.  The message object itself
+  is kept (not bytes): ``bytes(msg)`` is cached inside the message, so a
+  retransmission costs nothing and the adapter serialises once.
+* Events for the transaction user (dialog layer / B2BUA legs), each carrying
+  the transaction ``handle`` (a small int) and the ``owner`` object the TU
+  passed in, so a response finds its leg without a lookup.
+
+``StartCancel`` is internal: a client INVITE transaction emits it when a
+CANCEL is due (RFC 3261 §9.1) and the layer turns it into a CANCEL client
+transaction; it never reaches the TU.
+
+Errors raised for *TU* mistakes (a response in a state that takes none, an
+unknown handle) are ``TransactionError`` subclasses.  Network input never
+raises them: everything a peer can send is in the transition tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .address import Address
+from .errors import LocalError
+from .message import Request, Response
+
+Handle = int
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Hand ``message`` to the transport for ``dest``."""
+
+    message: Request | Response
+    dest: Address
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A new request (not a retransmission, not ACK or CANCEL) for the TU."""
+
+    handle: Handle
+    request: Request
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response a client transaction passes up (RFC 3261 §17.1)."""
+
+    handle: Handle
+    response: Response
+    owner: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """An ACK for the dialog layer: it matched no transaction (the ACK for a
+    2xx is its own transaction, RFC 3261 §17.1.1.3) or matched an INVITE
+    server transaction in Accepted (RFC 6026 §8.7); ``handle`` is then set."""
+
+    request: Request
+    source: Address
+    handle: Handle | None = None
+    owner: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """A CANCEL, already answered by the layer (RFC 3261 §9.2).
+
+    ``invite_handle`` is the INVITE server transaction it cancels if that one
+    is still waiting for a final response (the TU should answer it 487);
+    ``None`` when the CANCEL had no effect (481, or a final was already sent).
+    """
+
+    request: Request
+    invite_handle: Handle | None
+    source: Address
+    owner: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class StrayResponse:
+    """A response matching no client transaction (RFC 3261 §18.1.2)."""
+
+    response: Response
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimeout:
+    """Timer B, F or H fired (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1)."""
+
+    handle: Handle
+    owner: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportError:
+    """The transport could not deliver to ``dest`` (RFC 3261 §17.1.4, §17.2.4)."""
+
+    handle: Handle
+    dest: Address
+    owner: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartCancel:
+    """Internal: the client INVITE transaction ``handle`` wants ``cancel`` sent."""
+
+    handle: Handle
+    cancel: Request
+
+
+Event = (
+    RequestReceived
+    | ResponseReceived
+    | AckReceived
+    | CancelReceived
+    | StrayResponse
+    | TransactionTimeout
+    | TransportError
+)
+Output = Send | Event | StartCancel
+
+
+class TransactionError(LocalError):
+    """A transaction-layer API misuse by the TU."""
+
+    status = 500
+
+
+class TransactionStateError(TransactionError):
+    """The TU fed an input the current state does not accept (missing table key)."""
+
+
+class NoSuchTransaction(TransactionError):
+    """The handle names no live transaction (never existed, or terminated)."""
+
+
+class DuplicateTransaction(TransactionError):
+    """A client request reuses the branch of a live client transaction."""
+
+
+__all__ = [
+    "AckReceived",
+    "CancelReceived",
+    "DuplicateTransaction",
+    "Event",
+    "Handle",
+    "NoSuchTransaction",
+    "Output",
+    "RequestReceived",
+    "ResponseReceived",
+    "Send",
+    "StartCancel",
+    "StrayResponse",
+    "TransactionError",
+    "TransactionStateError",
+    "TransactionTimeout",
+    "TransportError",
+]

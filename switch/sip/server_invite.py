@@ -1,0 +1,288 @@
+"""INVITE server transaction (RFC 3261 §17.2.1, amended by RFC 6026 §8.7).
+
+Theory of operation
+-------------------
+``start(now)`` answers ``100 Trying`` at once (§17.2.1 allows 200 ms; we do
+not wait) and the transaction sits in Proceeding until the TU responds.  A
+retransmitted INVITE is answered with the last response sent and is never
+passed up again.  The TU's responses are classified and fed through
+``TRANSITIONS``:
+
+* 1xx: sent, stays in Proceeding (becomes "the last response").
+* 3xx-6xx: sent, Completed.  Over UDP Timer G retransmits it (T1, doubling up
+  to T2) until the ACK arrives; Timer H (64*T1) gives up and tells the TU.
+  The ACK (matched to this transaction by the layer) is absorbed and moves to
+  Confirmed, where Timer I (T4 over UDP, 0 over TCP) absorbs ACK copies.
+* 2xx: sent, Accepted (RFC 6026).  The TU owns 2xx retransmission; every 2xx
+  it sends in Accepted goes out, INVITE retransmissions are absorbed silently,
+  and an ACK that matches (a 2xx ACK reusing the INVITE's branch) is passed up
+  as ``AckReceived``.  Timer L (64*T1) ends it.
+
+CANCEL is not an input here: the layer reads ``pending_final`` to decide
+whether a CANCEL applies (RFC 3261 §9.2).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from .address import Address
+from .builders import make_response
+from .events import (
+    AckReceived,
+    Handle,
+    Output,
+    Send,
+    TransactionStateError,
+    TransactionTimeout,
+    TransportError,
+)
+from .message import Request, Response
+from .timers import TimerConfig, earliest
+
+logger = logging.getLogger(__name__)
+
+
+class State(Enum):
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"  # RFC 6026 §8.7
+    TERMINATED = "Terminated"
+
+
+class Input(Enum):
+    REQUEST = "INVITE retransmission"
+    ACK = "ACK"
+    PROVISIONAL = "1xx from TU"
+    SUCCESS = "2xx from TU"
+    FAILURE = "300-699 from TU"
+    TRANSPORT_ERROR = "transport error"
+    TIMER_G = "timer_g"
+    TIMER_H = "timer_h"
+    TIMER_I = "timer_i"
+    TIMER_L = "timer_l"
+
+
+class Action(Enum):
+    NONE = "none"
+    IGNORE = "ignore"
+    SEND_RESPONSE = "send response"
+    RESEND_LAST = "resend last response"
+    RETRANSMIT = "retransmit final"
+    PASS_ACK = "pass ACK up"
+    TIMEOUT = "timeout"
+    REPORT_ERROR = "report transport error"
+
+
+S, I, A = State, Input, Action
+
+# (state, input) -> (action, next state).  A missing key is a protocol error;
+# every network input (REQUEST, ACK, TRANSPORT_ERROR) has a key in every state.
+TRANSITIONS: dict[tuple[State, Input], tuple[Action, State]] = {
+    # RFC 3261 §17.2.1
+    (S.PROCEEDING, I.REQUEST): (A.RESEND_LAST, S.PROCEEDING),
+    (S.PROCEEDING, I.ACK): (A.IGNORE, S.PROCEEDING),  # nothing to acknowledge yet
+    (S.PROCEEDING, I.PROVISIONAL): (A.SEND_RESPONSE, S.PROCEEDING),
+    (S.PROCEEDING, I.SUCCESS): (A.SEND_RESPONSE, S.ACCEPTED),  # RFC 6026 §8.5
+    (S.PROCEEDING, I.FAILURE): (A.SEND_RESPONSE, S.COMPLETED),
+    (S.PROCEEDING, I.TRANSPORT_ERROR): (A.REPORT_ERROR, S.TERMINATED),
+    (S.COMPLETED, I.REQUEST): (A.RESEND_LAST, S.COMPLETED),
+    (S.COMPLETED, I.ACK): (A.NONE, S.CONFIRMED),
+    (S.COMPLETED, I.TIMER_G): (A.RETRANSMIT, S.COMPLETED),
+    (S.COMPLETED, I.TIMER_H): (A.TIMEOUT, S.TERMINATED),
+    (S.COMPLETED, I.TRANSPORT_ERROR): (A.REPORT_ERROR, S.TERMINATED),
+    (S.CONFIRMED, I.REQUEST): (A.IGNORE, S.CONFIRMED),
+    (S.CONFIRMED, I.ACK): (A.IGNORE, S.CONFIRMED),
+    (S.CONFIRMED, I.TIMER_I): (A.NONE, S.TERMINATED),
+    (S.CONFIRMED, I.TRANSPORT_ERROR): (A.IGNORE, S.CONFIRMED),
+    # RFC 6026 §8.7
+    (S.ACCEPTED, I.REQUEST): (A.IGNORE, S.ACCEPTED),
+    (S.ACCEPTED, I.ACK): (A.PASS_ACK, S.ACCEPTED),
+    (S.ACCEPTED, I.SUCCESS): (A.SEND_RESPONSE, S.ACCEPTED),
+    (S.ACCEPTED, I.TIMER_L): (A.NONE, S.TERMINATED),
+    (S.ACCEPTED, I.TRANSPORT_ERROR): (A.REPORT_ERROR, S.ACCEPTED),
+    (S.TERMINATED, I.REQUEST): (A.IGNORE, S.TERMINATED),
+    (S.TERMINATED, I.ACK): (A.IGNORE, S.TERMINATED),
+    (S.TERMINATED, I.TRANSPORT_ERROR): (A.IGNORE, S.TERMINATED),
+}
+del S, I, A
+
+_TIMERS = (Input.TIMER_H, Input.TIMER_I, Input.TIMER_L, Input.TIMER_G)
+
+
+def classify(response: Response) -> Input:
+    if response.status < 200:
+        return Input.PROVISIONAL
+    return Input.SUCCESS if response.status < 300 else Input.FAILURE
+
+
+class ServerInviteTransaction:
+    """One received INVITE, answered to ``dest``; see the module docstring."""
+
+    __slots__ = (
+        "_g_interval",
+        "dest",
+        "handle",
+        "heap_deadline",
+        "key",
+        "last_response",
+        "owner",
+        "reliable",
+        "request",
+        "state",
+        "timer_g",
+        "timer_h",
+        "timer_i",
+        "timer_l",
+        "timers",
+    )
+
+    is_invite = True
+    is_client = False
+
+    def __init__(
+        self,
+        request: Request,
+        dest: Address,
+        timers: TimerConfig,
+        handle: Handle = 0,
+        owner: object = None,
+    ) -> None:
+        self.handle = handle
+        self.owner = owner
+        self.request = request
+        self.dest = dest
+        self.timers = timers
+        self.reliable = dest.reliable
+        self.state = State.PROCEEDING
+        self.last_response: Response | None = None
+        self.timer_g: float | None = None
+        self.timer_h: float | None = None
+        self.timer_i: float | None = None
+        self.timer_l: float | None = None
+        self._g_interval = timers.timer_g
+        self.heap_deadline: float | None = None  # owned by TransactionLayer
+        self.key: tuple[object, ...] = ()  # owned by TransactionLayer
+
+    # -- inputs ------------------------------------------------------------
+    def start(self, now: float) -> list[Output]:
+        """RFC 3261 §17.2.1: answer 100 Trying straight away."""
+        self.last_response = make_response(self.request, 100)
+        return [Send(self.last_response, self.dest)]
+
+    def receive_request(self, now: float) -> list[Output]:
+        """A retransmission of the INVITE."""
+        return self._run_due(now, self._feed(Input.REQUEST, now))
+
+    def receive_ack(self, ack: Request, source: Address, now: float) -> list[Output]:
+        return self._run_due(now, self._feed(Input.ACK, now, ack=ack, source=source))
+
+    def respond(self, response: Response, now: float) -> list[Output]:
+        """The TU's response; raises ``TransactionStateError`` if not allowed now."""
+        return self._run_due(now, self._feed(classify(response), now, response=response))
+
+    def transport_error(self, now: float) -> list[Output]:
+        return self._run_due(now, self._feed(Input.TRANSPORT_ERROR, now))
+
+    def handle_timer(self, now: float) -> list[Output]:
+        return self._run_due(now, [])
+
+    def next_timer(self) -> float | None:
+        return earliest(self.timer_g, self.timer_h, self.timer_i, self.timer_l)
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is State.TERMINATED
+
+    @property
+    def pending_final(self) -> bool:
+        """No final response sent yet: a CANCEL still applies (RFC 3261 §9.2)."""
+        return self.state is State.PROCEEDING
+
+    @property
+    def to_tag(self) -> str | None:
+        """The To tag of the last response sent (for CANCEL and 2543 ACK matching)."""
+        return None if self.last_response is None else self.last_response.to.tag
+
+    # -- machinery -----------------------------------------------------------
+    def _run_due(self, now: float, out: list[Output]) -> list[Output]:
+        while True:
+            due: Input | None = None
+            due_at = now
+            for timer in _TIMERS:
+                at = getattr(self, timer.value)
+                if at is not None and at <= due_at and (due is None or at < due_at):
+                    due, due_at = timer, at
+            if due is None:
+                return out
+            setattr(self, due.value, None)
+            out.extend(self._feed(due, now))
+
+    def _feed(
+        self,
+        inp: Input,
+        now: float,
+        response: Response | None = None,
+        ack: Request | None = None,
+        source: Address | None = None,
+    ) -> list[Output]:
+        try:
+            action, next_state = TRANSITIONS[(self.state, inp)]
+        except KeyError:
+            raise TransactionStateError(
+                f"INVITE server transaction: {inp.value} in {self.state.value}"
+            ) from None
+        out: list[Output] = []
+        match action:
+            case Action.SEND_RESPONSE:
+                assert response is not None
+                self.last_response = response
+                out.append(Send(response, self.dest))
+            case Action.RESEND_LAST | Action.RETRANSMIT:
+                assert self.last_response is not None
+                out.append(Send(self.last_response, self.dest))
+                if action is Action.RETRANSMIT:  # RFC 3261 §17.2.1: Timer G back-off
+                    self._g_interval = self.timers.next_g(self._g_interval)
+                    self.timer_g = now + self._g_interval
+            case Action.PASS_ACK:
+                assert ack is not None and source is not None
+                out.append(AckReceived(ack, source, self.handle, self.owner))
+            case Action.TIMEOUT:
+                out.append(TransactionTimeout(self.handle, self.owner))
+            case Action.REPORT_ERROR:
+                out.append(TransportError(self.handle, self.dest, self.owner))
+            case Action.NONE | Action.IGNORE:
+                pass
+        self._set_state(next_state, now)
+        return out
+
+    def _set_state(self, new: State, now: float) -> None:
+        old = self.state
+        if new is old:
+            return
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "[%s] INVITE server %s: %s -> %s",
+                self.request.call_id,
+                self.handle,
+                old.value,
+                new.value,
+            )
+        self.state = new
+        if new is State.COMPLETED:
+            if not self.reliable:
+                self._g_interval = self.timers.timer_g
+                self.timer_g = now + self._g_interval
+            self.timer_h = now + self.timers.timer_h
+        elif new is State.CONFIRMED:  # RFC 3261 §17.2.1: stop G and H
+            self.timer_g = self.timer_h = None
+            self.timer_i = now + self.timers.i(self.reliable)
+        elif new is State.ACCEPTED:
+            self.timer_l = now + self.timers.timer_l
+        elif new is State.TERMINATED:
+            self.timer_g = self.timer_h = self.timer_i = self.timer_l = None
+
+
+__all__ = ["TRANSITIONS", "Action", "Input", "ServerInviteTransaction", "State", "classify"]
