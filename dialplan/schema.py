@@ -1,0 +1,461 @@
+"""Typed configuration of the switch.
+
+The configuration directory holds ``centrala.yaml`` (global settings, the
+:class:`Config` fields except ``tenants``) and ``tenants/*.yaml`` (one
+:class:`Tenant` per file).  :func:`dialplan.loader.load_config` reads both and
+validates them into a :class:`Config`; core code only ever sees these models.
+
+Every model forbids unknown keys so that a typo is an error, not a silently
+ignored setting.  Checks that span several entries (unique numbers, group
+members that must exist, ...) raise a ``reference_error`` whose context carries
+``problems``: a tuple of ``(loc, message)`` pairs, ``loc`` relative to the
+model that raised, so the loader can point at the offending line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+REFERENCE_ERROR = "reference_error"
+"""Pydantic error type of cross-reference checks; ``ctx["problems"]`` lists them."""
+
+Transport = Literal["udp", "tcp", "tls"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_hostname(text: str) -> bool:
+    """True if ``text`` is a syntactically valid DNS host name (RFC 1123)."""
+    labels = text.split(".")
+    return len(text) <= 253 and all(_HOSTNAME_LABEL.match(label) for label in labels)
+
+
+def _check_host(value: str) -> str:
+    """Accept an IP address or host name; host names are lower-cased."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not is_hostname(value):
+        raise ValueError(f"{value!r} is neither an IP address nor a host name")
+    return value.lower()
+
+
+def _scalar_to_str(value: object) -> object:
+    """YAML reads ``number: 100`` as an int; numbers and secrets are strings."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_digits(value: str) -> str:
+    """Dialled numbers: 1 to 15 digits (E.164 length)."""
+    if not re.fullmatch(r"[0-9]{1,15}", value):
+        raise ValueError(f"expected 1 to 15 digits, got {value!r}")
+    return value
+
+
+def _check_name(value: str) -> str:
+    """Identifiers operators refer to: letters, digits, ``_.-``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise ValueError(f"{value!r}: use letters, digits, '_', '.' and '-'")
+    return value
+
+
+def _parse_network(value: object) -> object:
+    """``10.0.0.1`` or ``10.0.0.0/8`` (host bits must be clear) to a network."""
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected an IP address or CIDR network such as 10.0.0.0/8")
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network ({exc})") from None
+
+
+Host = Annotated[
+    str,
+    BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
+    StringConstraints(min_length=1),
+]
+Digits = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_check_digits)]
+Name = Annotated[str, AfterValidator(_check_name)]
+Secret = Annotated[SecretStr, BeforeValidator(_scalar_to_str)]
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_parse_network)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    """Common model settings: immutable, unknown keys are errors."""
+
+    # hide_input_in_errors: a ValidationError must never echo a password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+def _raise_problems(problems: list[Problem]) -> None:
+    """Raise one ``reference_error`` carrying every problem, if there are any."""
+    if problems:
+        summary = "; ".join(message for _, message in problems)
+        raise PydanticCustomError(
+            REFERENCE_ERROR, "{summary}", {"summary": summary, "problems": tuple(problems)}
+        )
+
+
+def _duplicates(entries: Iterable[tuple[Loc, str]], what: str) -> list[Problem]:
+    """A problem for every entry whose value was already seen earlier."""
+    seen: dict[str, Loc] = {}
+    problems: list[Problem] = []
+    for loc, value in entries:
+        if value in seen:
+            first = format_loc(seen[value])
+            problems.append((loc, f"duplicate {what} {value!r} (first used at {first})"))
+        else:
+            seen[value] = loc
+    return problems
+
+
+def format_loc(loc: Loc) -> str:
+    """``("groups", 0, "members")`` -> ``groups[0].members``."""
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
+
+
+# --------------------------------------------------------------------------- global
+
+
+class ListenAddress(_Model):
+    """A socket the switch listens on, written ``proto:host:port`` in YAML.
+
+    Examples: ``udp:127.0.0.1:5060``, ``tcp:[::1]:5060``, ``tls:0.0.0.0:5061``.
+    The port may be left out (5060 for udp/tcp, 5061 for tls).
+    """
+
+    proto: Transport = Field(description="Transport protocol: udp, tcp or tls.")
+    host: Host = Field(description="IP address or host name to bind to (IPv6 without brackets).")
+    port: Port = Field(description="Port to bind to, 1..65535.")
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """Parse ``proto:host[:port]``; raises ``pydantic.ValidationError``."""
+        return cls.model_validate(text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return _split_listen(data) if isinstance(data, str) else data
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        return _check_host(value)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.proto}:{host}:{self.port}"
+
+
+def _split_listen(text: str) -> dict[str, str | int]:
+    """``udp:[::1]:5060`` -> ``{"proto": "udp", "host": "::1", "port": "5060"}``."""
+    example = "expected proto:host:port such as udp:127.0.0.1:5060 or tcp:[::1]:5060"
+    proto, sep, rest = text.strip().partition(":")
+    if not sep or not rest:
+        raise ValueError(f"{text!r}: {example}")
+    proto = proto.lower()
+    match = re.fullmatch(r"\[([^\]]+)\](?::(\w+))?|([^:\[\]]+)(?::(\w+))?", rest)
+    if match is None:
+        hint = " (put IPv6 addresses in brackets)" if rest.count(":") > 1 else ""
+        raise ValueError(f"{text!r}: {example}{hint}")
+    host = match.group(1) or match.group(3)
+    port = match.group(2) or match.group(4) or _DEFAULT_PORTS.get(proto, 0)
+    if match.group(1) is not None and ":" not in host:
+        raise ValueError(f"{text!r}: brackets are only for IPv6 addresses")
+    return {"proto": proto, "host": host, "port": port}
+
+
+class Timers(_Model):
+    """SIP transaction timers, RFC 3261 §17.1.1.1 (table 4). Rarely changed."""
+
+    t1_ms: int = Field(
+        default=500, ge=1, description="T1: RTT estimate; base of retransmit intervals."
+    )
+    t2_ms: int = Field(
+        default=4000, ge=1, description="T2: cap on non-INVITE / response retransmits."
+    )
+    t4_ms: int = Field(
+        default=5000, ge=0, description="T4: how long a message may linger in the network."
+    )
+
+    @model_validator(mode="after")
+    def _t2_not_below_t1(self) -> Self:
+        if self.t2_ms < self.t1_ms:
+            raise ValueError(f"t2_ms ({self.t2_ms}) must not be below t1_ms ({self.t1_ms})")
+        return self
+
+
+class Limits(_Model):
+    """Bounds on what a peer may make the switch hold or process."""
+
+    max_message_bytes: int = Field(
+        default=65536, ge=1024, description="Largest SIP message accepted."
+    )
+    max_headers: int = Field(default=100, ge=10, description="Most header fields in one message.")
+    max_line_bytes: int = Field(
+        default=8192, ge=256, description="Longest start line or header line."
+    )
+    requests_per_second: float = Field(
+        default=50.0,
+        gt=0,
+        description="Sustained requests per second allowed from one source address.",
+    )
+    request_burst: int = Field(
+        default=100, ge=1, description="Burst of requests allowed per source."
+    )
+    max_connections_per_source: int = Field(
+        default=64, ge=1, description="Concurrent TCP/TLS connections from one source address."
+    )
+    max_connections: int = Field(
+        default=4096, ge=1, description="Concurrent TCP/TLS connections in total."
+    )
+    tcp_idle_timeout_s: float = Field(
+        default=300, gt=0, description="Close a TCP/TLS connection idle for this many seconds."
+    )
+
+
+class TlsSettings(_Model):
+    """Certificate for TLS listeners. Leave both unset to generate a self-signed one.
+
+    Relative paths are relative to the configuration directory.
+    """
+
+    cert: Path | None = Field(default=None, description="PEM certificate chain file.")
+    key: Path | None = Field(default=None, description="PEM private key file.")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("set both cert and key, or neither (self-signed)")
+        return self
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+class Extension(_Model):
+    """A user of a tenant: one number, one SIP account, up to ``max_contacts`` phones."""
+
+    number: Digits = Field(description="Dialled number, digits; quote it if it starts with 0.")
+    name: str = Field(min_length=1, description="Display name shown to called parties.")
+    username: str = Field(min_length=1, description="SIP auth user name; defaults to the number.")
+    password: Secret = Field(description="SIP digest password; may be written ${VAR}.")
+    max_contacts: int = Field(
+        default=5, ge=1, le=100, description="Most phones registered at once."
+    )
+    ring_time_s: int = Field(
+        default=20, ge=1, le=600, description="Seconds to ring before giving up."
+    )
+    call_waiting: bool = Field(
+        default=True, description="Offer a second call while one is in progress."
+    )
+    voicemail: bool = Field(default=False, description="Send unanswered calls to voicemail.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _username_defaults_to_number(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "username" not in data and "number" in data:
+            return {**data, "username": _scalar_to_str(data["number"])}
+        return data
+
+
+class Group(_Model):
+    """A hunt group: one number that rings several extensions."""
+
+    number: Digits = Field(description="Dialled number of the group, digits only.")
+    name: str = Field(min_length=1, description="Display name of the group.")
+    strategy: Literal["sequential", "random", "simultaneous", "least_used"] = Field(
+        default="sequential", description="Order in which members are rung."
+    )
+    members: list[Digits] = Field(min_length=1, description="Extension numbers of the members.")
+    member_ring_time_s: int = Field(
+        default=15, ge=1, le=600, description="Seconds to ring each member."
+    )
+    caller_id: Literal["keep", "group", "group_name_caller_number"] = Field(
+        default="keep",
+        description="Caller ID shown to members: the caller's, the group's, or "
+        "the group name with the caller's number.",
+    )
+    pickup_allowed: bool = Field(
+        default=True, description="Members may pick up a call ringing elsewhere."
+    )
+
+
+# ``Trunk.register`` shadows ``ABCMeta.register`` on the class only, never on
+# instances, so pydantic's "shadows an attribute" warning is spurious here.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+    class Trunk(_Model):
+        """A SIP trunk to a carrier or another PBX."""
+
+        name: Name = Field(description="Unique trunk name within the tenant.")
+        host: Host = Field(description="Carrier proxy: IP address or host name.")
+        port: Port = Field(default=5060, description="Carrier port.")
+        transport: Transport = Field(default="udp", description="Transport to the carrier.")
+        username: str | None = Field(default=None, description="Auth user name at the carrier.")
+        password: Secret | None = Field(
+            default=None, description="Auth password at the carrier; may be written ${VAR}."
+        )
+        register: bool = Field(
+            default=False, description="Register to the carrier (needs username and password)."
+        )
+        allowed_ips: list[Network] = Field(
+            default_factory=list, description="Addresses (IP or CIDR) calls may come from."
+        )
+
+        @field_validator("host")
+        @classmethod
+        def _valid_host(cls, value: str) -> str:
+            return _check_host(value)
+
+        @model_validator(mode="after")
+        def _credentials_to_register(self) -> Self:
+            if self.register and (self.username is None or self.password is None):
+                raise ValueError("register: true needs username and password")
+            return self
+
+
+class Tenant(_Model):
+    """One customer of the hosted PBX, identified by its SIP domain."""
+
+    domain: Host = Field(description="SIP domain of the tenant; unique across tenants.")
+    name: str = Field(min_length=1, description="Customer name, for operators.")
+    extensions: list[Extension] = Field(default_factory=list, description="Users.")
+    groups: list[Group] = Field(default_factory=list, description="Hunt groups.")
+    trunks: list[Trunk] = Field(default_factory=list, description="SIP trunks.")
+
+    @field_validator("domain")
+    @classmethod
+    def _valid_domain(cls, value: str) -> str:
+        return _check_host(value)
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        _raise_problems(tenant_problems(self))
+        return self
+
+
+def tenant_problems(tenant: Tenant) -> list[Problem]:
+    """Cross-reference problems inside one tenant, located relative to it."""
+    numbers = [(("extensions", i, "number"), e.number) for i, e in enumerate(tenant.extensions)]
+    numbers += [(("groups", i, "number"), g.number) for i, g in enumerate(tenant.groups)]
+    problems = _duplicates(numbers, "number")
+    problems += _duplicates(
+        ((("extensions", i, "username"), e.username) for i, e in enumerate(tenant.extensions)),
+        "username",
+    )
+    problems += _duplicates(
+        ((("trunks", i, "name"), t.name) for i, t in enumerate(tenant.trunks)), "trunk name"
+    )
+    extensions = {e.number for e in tenant.extensions}
+    for g, group in enumerate(tenant.groups):
+        loc: Loc = ("groups", g, "members")
+        problems += _duplicates((((*loc, m), n) for m, n in enumerate(group.members)), "member")
+        problems += [
+            ((*loc, m), f"dangling reference: no extension {n!r} in this tenant")
+            for m, n in enumerate(group.members)
+            if n not in extensions
+        ]
+    return problems
+
+
+# --------------------------------------------------------------------------- root
+
+
+class Config(_Model):
+    """The whole switch configuration: ``centrala.yaml`` plus ``tenants/*.yaml``."""
+
+    listen: list[ListenAddress] = Field(
+        min_length=1, description="Sockets to listen on, e.g. udp:127.0.0.1:5060."
+    )
+    timers: Timers = Field(default_factory=Timers, description="SIP timers (RFC 3261 §17).")
+    limits: Limits = Field(default_factory=Limits, description="Per-peer and global bounds.")
+    tls: TlsSettings = Field(default_factory=TlsSettings, description="TLS certificate.")
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where runtime state lives. Default: var/ beside the config directory; "
+        "relative paths are relative to the config directory. The loader "
+        "always stores an absolute path here.",
+    )
+    shutdown_grace_s: float = Field(
+        default=3.0, ge=0, description="Seconds to let calls end on shutdown."
+    )
+    log_level: LogLevel = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
+    user_agent: str = Field(
+        default="Centrala", min_length=1, description="User-Agent header we send."
+    )
+    server_name: str = Field(default="Centrala", min_length=1, description="Server header we send.")
+    tenants: list[Tenant] = Field(default_factory=list, description="One per tenants/*.yaml.")
+
+    _by_domain: dict[str, Tenant] = PrivateAttr(default_factory=dict)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        _raise_problems(domain_problems(self.tenants))
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_domain = {tenant.domain: tenant for tenant in self.tenants}
+
+    def tenant_by_domain(self, domain: str) -> Tenant | None:
+        """The tenant serving SIP domain ``domain`` (case-insensitive), if any."""
+        return self._by_domain.get(domain.lower())
+
+
+def domain_problems(tenants: Sequence[Tenant]) -> list[Problem]:
+    """Tenants sharing a domain, located as ``("tenants", index, "domain")``."""
+    first: dict[str, Tenant] = {}
+    problems: list[Problem] = []
+    for i, tenant in enumerate(tenants):
+        other = first.setdefault(tenant.domain, tenant)
+        if other is not tenant:
+            problems.append(
+                (
+                    ("tenants", i, "domain"),
+                    f"duplicate tenant domain "
+                    f"{tenant.domain!r} (also used by tenant {other.name!r})",
+                )
+            )
+    return problems
