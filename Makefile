@@ -1,0 +1,59 @@
+# Centrala developer entry points: `make run`, `make test` (what CI runs), `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= config/
+PYTEST_ARGS ?=
+# Debian packages the end-to-end tests drive, as package:command (the command
+# tells whether the package is already there). Later issues append here.
+DEBIAN_TEST_PKGS ?= sip-tester:sipp
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench check clean distclean deb-test-pkgs
+
+run: $(VENV)/.installed
+	exec $(BIN)/centrala run -c $(CONFIG)
+
+test: $(VENV)/.installed-test deb-test-pkgs
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench.parser
+
+check: $(VENV)/.installed
+	$(BIN)/centrala check -c $(CONFIG)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per set of extras; each is redone when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+deb-test-pkgs:
+	@missing=; for pc in $(DEBIAN_TEST_PKGS); do \
+	  command -v "$${pc#*:}" >/dev/null 2>&1 || missing="$$missing $${pc%%:*}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the tests:$$missing"; \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -f $(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-bench
+
+distclean: clean
+	rm -rf $(VENV)
