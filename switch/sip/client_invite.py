@@ -29,7 +29,9 @@ does, so that no transaction can stay in Proceeding forever.
 
 Each timer is a deadline field; ``next_timer()`` is the earliest of them.
 Zero-length timers (Timer D over a reliable transport) fire before the input
-method returns.
+method returns.  Table lookup, timer firing and state logging live in
+``transaction_base``; this file holds the table, the actions and the timer
+rules on entering each state.
 """
 
 from __future__ import annotations
@@ -45,12 +47,12 @@ from .events import (
     ResponseReceived,
     Send,
     StartCancel,
-    TransactionStateError,
     TransactionTimeout,
     TransportError,
 )
 from .message import Request, Response
-from .timers import TimerConfig, earliest
+from .timers import TimerConfig
+from .transaction_base import TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -142,30 +144,26 @@ def classify(response: Response) -> Input:
     return Input.SUCCESS if response.status < 300 else Input.FAILURE
 
 
-class ClientInviteTransaction:
+class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
     """One INVITE sent to ``dest``; see the module docstring."""
 
     __slots__ = (
         "_a_interval",
         "_ack",
         "_cancel",
-        "dest",
-        "handle",
-        "heap_deadline",
-        "owner",
-        "reliable",
-        "request",
-        "state",
         "timer_a",
         "timer_b",
         "timer_c",
         "timer_d",
         "timer_m",
-        "timers",
     )
 
     is_invite = True
     is_client = True
+    _transitions = TRANSITIONS
+    _timers = _TIMERS
+    _terminated_state = State.TERMINATED
+    _logger = logger
 
     def __init__(
         self,
@@ -175,13 +173,7 @@ class ClientInviteTransaction:
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        self.handle = handle
-        self.owner = owner
-        self.request = request
-        self.dest = dest
-        self.timers = timers
-        self.reliable = dest.reliable
-        self.state = State.CALLING
+        super().__init__(request, dest, timers, handle, owner, State.CALLING)
         self.timer_a: float | None = None
         self.timer_b: float | None = None
         self.timer_c: float | None = None
@@ -191,7 +183,6 @@ class ClientInviteTransaction:
         self._ack: Request | None = None
         # None: not asked; False: asked, waiting for a 1xx; True: sent.
         self._cancel: bool | None = None
-        self.heap_deadline: float | None = None  # owned by TransactionLayer
 
     # -- inputs ------------------------------------------------------------
     def start(self, now: float) -> list[Output]:
@@ -202,8 +193,7 @@ class ClientInviteTransaction:
         return [Send(self.request, self.dest)]
 
     def receive_response(self, response: Response, now: float) -> list[Output]:
-        out = self._feed(classify(response), now, response)
-        return self._run_due(now, out)
+        return self._run_due(now, self._feed(classify(response), now, response))
 
     def cancel(self, now: float) -> list[Output]:
         """The TU wants the INVITE cancelled (RFC 3261 §9.1)."""
@@ -212,66 +202,35 @@ class ClientInviteTransaction:
     def transport_error(self, now: float) -> list[Output]:
         return self._run_due(now, self._feed(Input.TRANSPORT_ERROR, now))
 
-    def handle_timer(self, now: float) -> list[Output]:
-        return self._run_due(now, [])
-
-    def next_timer(self) -> float | None:
-        return earliest(self.timer_a, self.timer_b, self.timer_c, self.timer_d, self.timer_m)
-
-    @property
-    def terminated(self) -> bool:
-        return self.state is State.TERMINATED
-
     @property
     def cancel_sent(self) -> bool:
         return self._cancel is True
 
-    # -- machinery -----------------------------------------------------------
-    def _run_due(self, now: float, out: list[Output]) -> list[Output]:
-        """Fire every timer due at ``now``, earliest first."""
-        while True:
-            due: Input | None = None
-            due_at = now
-            for timer in _TIMERS:
-                at = getattr(self, timer.value)
-                if at is not None and at <= due_at and (due is None or at < due_at):
-                    due, due_at = timer, at
-            if due is None:
-                return out
-            setattr(self, due.value, None)
-            out.extend(self._feed(due, now))
-
-    def _feed(self, inp: Input, now: float, response: Response | None = None) -> list[Output]:
-        try:
-            action, next_state = TRANSITIONS[(self.state, inp)]
-        except KeyError:
-            raise TransactionStateError(
-                f"INVITE client transaction: {inp.value} in {self.state.value}"
-            ) from None
-        out: list[Output] = []
-        self._act(action, now, response, out)
-        self._set_state(next_state, now)
-        return out
-
+    # -- actions and timer rules ---------------------------------------------
     def _act(
-        self, action: Action, now: float, response: Response | None, out: list[Output]
+        self,
+        action: Action,
+        now: float,
+        message: Request | Response | None,
+        source: Address | None,
+        out: list[Output],
     ) -> None:
         match action:
             case Action.PASS_UP:
-                assert response is not None
-                out.append(ResponseReceived(self.handle, response, self.owner))
+                assert isinstance(message, Response)
+                out.append(ResponseReceived(self.handle, message, self.owner))
             case Action.PASS_UP_PROVISIONAL:
-                assert response is not None
-                out.append(ResponseReceived(self.handle, response, self.owner))
+                assert isinstance(message, Response)
+                out.append(ResponseReceived(self.handle, message, self.owner))
                 if self._cancel is False:
                     self._send_cancel(now, out)
-                elif self.timer_c is not None and response.status > 100:
+                elif self.timer_c is not None and message.status > 100:
                     self.timer_c = self._timer_c_deadline(now)  # §16.7 step 2
             case Action.ACK_AND_PASS_UP:
-                assert response is not None
-                self._ack = make_ack(self.request, response)  # RFC 3261 §17.1.1.3
+                assert isinstance(message, Response)
+                self._ack = make_ack(self.request, message)  # RFC 3261 §17.1.1.3
                 out.append(Send(self._ack, self.dest))
-                out.append(ResponseReceived(self.handle, response, self.owner))
+                out.append(ResponseReceived(self.handle, message, self.owner))
             case Action.RESEND_ACK:
                 assert self._ack is not None
                 out.append(Send(self._ack, self.dest))
@@ -302,32 +261,18 @@ class ClientInviteTransaction:
         c = self.timers.timer_c
         return None if c is None else now + c
 
-    def _set_state(self, new: State, now: float) -> None:
-        old = self.state
-        if new is old:
-            return
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "[%s] INVITE client %s: %s -> %s",
-                self.request.call_id,
-                self.handle,
-                old.value,
-                new.value,
-            )
-        self.state = new
-        if new is State.PROCEEDING:  # RFC 3261 §17.1.1.2: stop retransmitting
+    def _enter(self, state: State, now: float) -> None:
+        if state is State.PROCEEDING:  # RFC 3261 §17.1.1.2: stop retransmitting
             self.timer_a = None
             if self._cancel is not True:
                 self.timer_b = None
                 self.timer_c = self._timer_c_deadline(now)
-        elif new is State.COMPLETED:
+        elif state is State.COMPLETED:
             self.timer_a = self.timer_b = self.timer_c = None
             self.timer_d = now + self.timers.d(self.reliable)
-        elif new is State.ACCEPTED:  # RFC 6026 §8.4
+        elif state is State.ACCEPTED:  # RFC 6026 §8.4
             self.timer_a = self.timer_b = self.timer_c = None
             self.timer_m = now + self.timers.timer_m
-        elif new is State.TERMINATED:
-            self.timer_a = self.timer_b = self.timer_c = self.timer_d = self.timer_m = None
 
 
 __all__ = ["TRANSITIONS", "Action", "ClientInviteTransaction", "Input", "State", "classify"]

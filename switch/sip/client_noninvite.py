@@ -12,7 +12,8 @@ Timer K (T4 over UDP, 0 over TCP).  Timer F or a transport error in Trying
 or Proceeding reports to the TU and ends the transaction.
 
 CANCEL requests are sent through this machine too; the layer keeps their
-events away from the TU (``silent``).
+events away from the TU (``silent``).  Table lookup, timer firing and state
+logging live in ``transaction_base``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from .events import (
     Output,
     ResponseReceived,
     Send,
-    TransactionStateError,
     TransactionTimeout,
     TransportError,
 )
 from .message import Request, Response
-from .timers import TimerConfig, earliest
+from .timers import TimerConfig
+from .transaction_base import TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Action, State]] = {
 }
 del S, I, A
 
+# Timers in the order they win a tie: timeouts before retransmissions.
 _TIMERS = (Input.TIMER_F, Input.TIMER_K, Input.TIMER_E)
 
 
@@ -93,27 +95,17 @@ def classify(response: Response) -> Input:
     return Input.PROVISIONAL if response.status < 200 else Input.FINAL
 
 
-class ClientNonInviteTransaction:
+class ClientNonInviteTransaction(TransactionMachine[State, Input, Action]):
     """One non-INVITE request sent to ``dest``; see the module docstring."""
 
-    __slots__ = (
-        "_e_interval",
-        "dest",
-        "handle",
-        "heap_deadline",
-        "owner",
-        "reliable",
-        "request",
-        "silent",
-        "state",
-        "timer_e",
-        "timer_f",
-        "timer_k",
-        "timers",
-    )
+    __slots__ = ("_e_interval", "silent", "timer_e", "timer_f", "timer_k")
 
     is_invite = False
     is_client = True
+    _transitions = TRANSITIONS
+    _timers = _TIMERS
+    _terminated_state = State.TERMINATED
+    _logger = logger
 
     def __init__(
         self,
@@ -124,19 +116,12 @@ class ClientNonInviteTransaction:
         owner: object = None,
         silent: bool = False,
     ) -> None:
-        self.handle = handle
-        self.owner = owner
-        self.request = request
-        self.dest = dest
-        self.timers = timers
-        self.reliable = dest.reliable
-        self.silent = silent
-        self.state = State.TRYING
+        super().__init__(request, dest, timers, handle, owner, State.TRYING)
         self.timer_e: float | None = None
         self.timer_f: float | None = None
         self.timer_k: float | None = None
+        self.silent = silent
         self._e_interval = timers.timer_e
-        self.heap_deadline: float | None = None  # owned by TransactionLayer
 
     # -- inputs ------------------------------------------------------------
     def start(self, now: float) -> list[Output]:
@@ -152,42 +137,19 @@ class ClientNonInviteTransaction:
     def transport_error(self, now: float) -> list[Output]:
         return self._run_due(now, self._feed(Input.TRANSPORT_ERROR, now))
 
-    def handle_timer(self, now: float) -> list[Output]:
-        return self._run_due(now, [])
-
-    def next_timer(self) -> float | None:
-        return earliest(self.timer_e, self.timer_f, self.timer_k)
-
-    @property
-    def terminated(self) -> bool:
-        return self.state is State.TERMINATED
-
-    # -- machinery -----------------------------------------------------------
-    def _run_due(self, now: float, out: list[Output]) -> list[Output]:
-        while True:
-            due: Input | None = None
-            due_at = now
-            for timer in _TIMERS:
-                at = getattr(self, timer.value)
-                if at is not None and at <= due_at and (due is None or at < due_at):
-                    due, due_at = timer, at
-            if due is None:
-                return out
-            setattr(self, due.value, None)
-            out.extend(self._feed(due, now))
-
-    def _feed(self, inp: Input, now: float, response: Response | None = None) -> list[Output]:
-        try:
-            action, next_state = TRANSITIONS[(self.state, inp)]
-        except KeyError:
-            raise TransactionStateError(
-                f"non-INVITE client transaction: {inp.value} in {self.state.value}"
-            ) from None
-        out: list[Output] = []
+    # -- actions and timer rules ---------------------------------------------
+    def _act(
+        self,
+        action: Action,
+        now: float,
+        message: Request | Response | None,
+        source: Address | None,
+        out: list[Output],
+    ) -> None:
         match action:
             case Action.PASS_UP:
-                assert response is not None
-                out.append(ResponseReceived(self.handle, response, self.owner))
+                assert isinstance(message, Response)
+                out.append(ResponseReceived(self.handle, message, self.owner))
             case Action.RETRANSMIT:
                 out.append(Send(self.request, self.dest))
                 if self.state is State.TRYING:
@@ -201,28 +163,11 @@ class ClientNonInviteTransaction:
                 out.append(TransportError(self.handle, self.dest, self.owner))
             case Action.NONE | Action.IGNORE:
                 pass
-        self._set_state(next_state, now)
-        return out
 
-    def _set_state(self, new: State, now: float) -> None:
-        old = self.state
-        if new is old:
-            return
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "[%s] %s client %s: %s -> %s",
-                self.request.call_id,
-                self.request.method,
-                self.handle,
-                old.value,
-                new.value,
-            )
-        self.state = new
-        if new is State.COMPLETED:
+    def _enter(self, state: State, now: float) -> None:
+        if state is State.COMPLETED:
             self.timer_e = self.timer_f = None
             self.timer_k = now + self.timers.k(self.reliable)
-        elif new is State.TERMINATED:
-            self.timer_e = self.timer_f = self.timer_k = None
 
 
 __all__ = ["TRANSITIONS", "Action", "ClientNonInviteTransaction", "Input", "State", "classify"]

@@ -19,7 +19,8 @@ passed up again.  The TU's responses are classified and fed through
   as ``AckReceived``.  Timer L (64*T1) ends it.
 
 CANCEL is not an input here: the layer reads ``pending_final`` to decide
-whether a CANCEL applies (RFC 3261 §9.2).
+whether a CANCEL applies (RFC 3261 §9.2).  Table lookup, timer firing and
+state logging live in ``transaction_base``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from .events import (
     Handle,
     Output,
     Send,
-    TransactionStateError,
     TransactionTimeout,
     TransportError,
 )
 from .message import Request, Response
-from .timers import TimerConfig, earliest
+from .timers import TimerConfig
+from .transaction_base import TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Action, State]] = {
 }
 del S, I, A
 
+# Timers in the order they win a tie: timeouts before retransmissions.
 _TIMERS = (Input.TIMER_H, Input.TIMER_I, Input.TIMER_L, Input.TIMER_G)
 
 
@@ -118,29 +120,25 @@ def classify(response: Response) -> Input:
     return Input.SUCCESS if response.status < 300 else Input.FAILURE
 
 
-class ServerInviteTransaction:
+class ServerInviteTransaction(TransactionMachine[State, Input, Action]):
     """One received INVITE, answered to ``dest``; see the module docstring."""
 
     __slots__ = (
         "_g_interval",
-        "dest",
-        "handle",
-        "heap_deadline",
         "key",
         "last_response",
-        "owner",
-        "reliable",
-        "request",
-        "state",
         "timer_g",
         "timer_h",
         "timer_i",
         "timer_l",
-        "timers",
     )
 
     is_invite = True
     is_client = False
+    _transitions = TRANSITIONS
+    _timers = _TIMERS
+    _terminated_state = State.TERMINATED
+    _logger = logger
 
     def __init__(
         self,
@@ -150,20 +148,13 @@ class ServerInviteTransaction:
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        self.handle = handle
-        self.owner = owner
-        self.request = request
-        self.dest = dest
-        self.timers = timers
-        self.reliable = dest.reliable
-        self.state = State.PROCEEDING
-        self.last_response: Response | None = None
+        super().__init__(request, dest, timers, handle, owner, State.PROCEEDING)
         self.timer_g: float | None = None
         self.timer_h: float | None = None
         self.timer_i: float | None = None
         self.timer_l: float | None = None
+        self.last_response: Response | None = None
         self._g_interval = timers.timer_g
-        self.heap_deadline: float | None = None  # owned by TransactionLayer
         self.key: tuple[object, ...] = ()  # owned by TransactionLayer
 
     # -- inputs ------------------------------------------------------------
@@ -177,24 +168,14 @@ class ServerInviteTransaction:
         return self._run_due(now, self._feed(Input.REQUEST, now))
 
     def receive_ack(self, ack: Request, source: Address, now: float) -> list[Output]:
-        return self._run_due(now, self._feed(Input.ACK, now, ack=ack, source=source))
+        return self._run_due(now, self._feed(Input.ACK, now, ack, source))
 
     def respond(self, response: Response, now: float) -> list[Output]:
         """The TU's response; raises ``TransactionStateError`` if not allowed now."""
-        return self._run_due(now, self._feed(classify(response), now, response=response))
+        return self._run_due(now, self._feed(classify(response), now, response))
 
     def transport_error(self, now: float) -> list[Output]:
         return self._run_due(now, self._feed(Input.TRANSPORT_ERROR, now))
-
-    def handle_timer(self, now: float) -> list[Output]:
-        return self._run_due(now, [])
-
-    def next_timer(self) -> float | None:
-        return earliest(self.timer_g, self.timer_h, self.timer_i, self.timer_l)
-
-    @property
-    def terminated(self) -> bool:
-        return self.state is State.TERMINATED
 
     @property
     def pending_final(self) -> bool:
@@ -206,40 +187,20 @@ class ServerInviteTransaction:
         """The To tag of the last response sent (for CANCEL and 2543 ACK matching)."""
         return None if self.last_response is None else self.last_response.to.tag
 
-    # -- machinery -----------------------------------------------------------
-    def _run_due(self, now: float, out: list[Output]) -> list[Output]:
-        while True:
-            due: Input | None = None
-            due_at = now
-            for timer in _TIMERS:
-                at = getattr(self, timer.value)
-                if at is not None and at <= due_at and (due is None or at < due_at):
-                    due, due_at = timer, at
-            if due is None:
-                return out
-            setattr(self, due.value, None)
-            out.extend(self._feed(due, now))
-
-    def _feed(
+    # -- actions and timer rules ---------------------------------------------
+    def _act(
         self,
-        inp: Input,
+        action: Action,
         now: float,
-        response: Response | None = None,
-        ack: Request | None = None,
-        source: Address | None = None,
-    ) -> list[Output]:
-        try:
-            action, next_state = TRANSITIONS[(self.state, inp)]
-        except KeyError:
-            raise TransactionStateError(
-                f"INVITE server transaction: {inp.value} in {self.state.value}"
-            ) from None
-        out: list[Output] = []
+        message: Request | Response | None,
+        source: Address | None,
+        out: list[Output],
+    ) -> None:
         match action:
             case Action.SEND_RESPONSE:
-                assert response is not None
-                self.last_response = response
-                out.append(Send(response, self.dest))
+                assert isinstance(message, Response)
+                self.last_response = message
+                out.append(Send(message, self.dest))
             case Action.RESEND_LAST | Action.RETRANSMIT:
                 assert self.last_response is not None
                 out.append(Send(self.last_response, self.dest))
@@ -247,42 +208,26 @@ class ServerInviteTransaction:
                     self._g_interval = self.timers.next_g(self._g_interval)
                     self.timer_g = now + self._g_interval
             case Action.PASS_ACK:
-                assert ack is not None and source is not None
-                out.append(AckReceived(ack, source, self.handle, self.owner))
+                assert isinstance(message, Request) and source is not None
+                out.append(AckReceived(message, source, self.handle, self.owner))
             case Action.TIMEOUT:
                 out.append(TransactionTimeout(self.handle, self.owner))
             case Action.REPORT_ERROR:
                 out.append(TransportError(self.handle, self.dest, self.owner))
             case Action.NONE | Action.IGNORE:
                 pass
-        self._set_state(next_state, now)
-        return out
 
-    def _set_state(self, new: State, now: float) -> None:
-        old = self.state
-        if new is old:
-            return
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "[%s] INVITE server %s: %s -> %s",
-                self.request.call_id,
-                self.handle,
-                old.value,
-                new.value,
-            )
-        self.state = new
-        if new is State.COMPLETED:
+    def _enter(self, state: State, now: float) -> None:
+        if state is State.COMPLETED:
             if not self.reliable:
                 self._g_interval = self.timers.timer_g
                 self.timer_g = now + self._g_interval
             self.timer_h = now + self.timers.timer_h
-        elif new is State.CONFIRMED:  # RFC 3261 §17.2.1: stop G and H
+        elif state is State.CONFIRMED:  # RFC 3261 §17.2.1: stop G and H
             self.timer_g = self.timer_h = None
             self.timer_i = now + self.timers.i(self.reliable)
-        elif new is State.ACCEPTED:
+        elif state is State.ACCEPTED:
             self.timer_l = now + self.timers.timer_l
-        elif new is State.TERMINATED:
-            self.timer_g = self.timer_h = self.timer_i = self.timer_l = None
 
 
 __all__ = ["TRANSITIONS", "Action", "Input", "ServerInviteTransaction", "State", "classify"]

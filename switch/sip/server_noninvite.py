@@ -7,7 +7,8 @@ Retransmissions are discarded in Trying (nothing to answer with yet) and
 answered with the last response in Proceeding and Completed.  The TU's first
 final response moves to Completed, which absorbs retransmissions for Timer J
 (64*T1 over UDP, 0 over TCP).  The layer also runs CANCEL requests through
-this machine, so a retransmitted CANCEL gets the same 200/481 again.
+this machine, so a retransmitted CANCEL gets the same 200/481 again.  Table
+lookup, timer firing and state logging live in ``transaction_base``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import logging
 from enum import Enum
 
 from .address import Address
-from .events import Handle, Output, Send, TransactionStateError, TransportError
+from .events import Handle, Output, Send, TransportError
 from .message import Request, Response
-from .timers import TimerConfig, earliest
+from .timers import TimerConfig
+from .transaction_base import TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -72,25 +74,17 @@ def classify(response: Response) -> Input:
     return Input.PROVISIONAL if response.status < 200 else Input.FINAL
 
 
-class ServerNonInviteTransaction:
+class ServerNonInviteTransaction(TransactionMachine[State, Input, Action]):
     """One received non-INVITE request, answered to ``dest``."""
 
-    __slots__ = (
-        "dest",
-        "handle",
-        "heap_deadline",
-        "key",
-        "last_response",
-        "owner",
-        "reliable",
-        "request",
-        "state",
-        "timer_j",
-        "timers",
-    )
+    __slots__ = ("key", "last_response", "timer_j")
 
     is_invite = False
     is_client = False
+    _transitions = TRANSITIONS
+    _timers = (Input.TIMER_J,)
+    _terminated_state = State.TERMINATED
+    _logger = logger
 
     def __init__(
         self,
@@ -100,16 +94,9 @@ class ServerNonInviteTransaction:
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        self.handle = handle
-        self.owner = owner
-        self.request = request
-        self.dest = dest
-        self.timers = timers
-        self.reliable = dest.reliable
-        self.state = State.TRYING
-        self.last_response: Response | None = None
+        super().__init__(request, dest, timers, handle, owner, State.TRYING)
         self.timer_j: float | None = None
-        self.heap_deadline: float | None = None  # owned by TransactionLayer
+        self.last_response: Response | None = None
         self.key: tuple[object, ...] = ()  # owned by TransactionLayer
 
     # -- inputs ------------------------------------------------------------
@@ -126,36 +113,20 @@ class ServerNonInviteTransaction:
     def transport_error(self, now: float) -> list[Output]:
         return self._run_due(now, self._feed(Input.TRANSPORT_ERROR, now))
 
-    def handle_timer(self, now: float) -> list[Output]:
-        return self._run_due(now, [])
-
-    def next_timer(self) -> float | None:
-        return earliest(self.timer_j)
-
-    @property
-    def terminated(self) -> bool:
-        return self.state is State.TERMINATED
-
-    # -- machinery -----------------------------------------------------------
-    def _run_due(self, now: float, out: list[Output]) -> list[Output]:
-        if self.timer_j is not None and self.timer_j <= now:
-            self.timer_j = None
-            out.extend(self._feed(Input.TIMER_J, now))
-        return out
-
-    def _feed(self, inp: Input, now: float, response: Response | None = None) -> list[Output]:
-        try:
-            action, next_state = TRANSITIONS[(self.state, inp)]
-        except KeyError:
-            raise TransactionStateError(
-                f"non-INVITE server transaction: {inp.value} in {self.state.value}"
-            ) from None
-        out: list[Output] = []
+    # -- actions and timer rules ---------------------------------------------
+    def _act(
+        self,
+        action: Action,
+        now: float,
+        message: Request | Response | None,
+        source: Address | None,
+        out: list[Output],
+    ) -> None:
         match action:
             case Action.SEND_RESPONSE:
-                assert response is not None
-                self.last_response = response
-                out.append(Send(response, self.dest))
+                assert isinstance(message, Response)
+                self.last_response = message
+                out.append(Send(message, self.dest))
             case Action.RESEND_LAST:
                 assert self.last_response is not None
                 out.append(Send(self.last_response, self.dest))
@@ -163,27 +134,10 @@ class ServerNonInviteTransaction:
                 out.append(TransportError(self.handle, self.dest, self.owner))
             case Action.NONE | Action.IGNORE:
                 pass
-        self._set_state(next_state, now)
-        return out
 
-    def _set_state(self, new: State, now: float) -> None:
-        old = self.state
-        if new is old:
-            return
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "[%s] %s server %s: %s -> %s",
-                self.request.call_id,
-                self.request.method,
-                self.handle,
-                old.value,
-                new.value,
-            )
-        self.state = new
-        if new is State.COMPLETED:
+    def _enter(self, state: State, now: float) -> None:
+        if state is State.COMPLETED:
             self.timer_j = now + self.timers.j(self.reliable)
-        elif new is State.TERMINATED:
-            self.timer_j = None
 
 
 __all__ = ["TRANSITIONS", "Action", "Input", "ServerNonInviteTransaction", "State", "classify"]
