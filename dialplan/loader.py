@@ -9,6 +9,17 @@ error's ``loc`` is routed back to its file (``tenants[i]`` is the i-th tenant
 file) and walked down the YAML tree to the line of the offending key or item.
 Nothing is raised until every file has been read: :class:`ConfigError` carries
 all the :class:`ConfigIssue`\\ s.
+
+Licences: ``licences/*.pub`` are the trusted authority keys (Ed25519 PEM) and
+``licences/*.lic`` the signed licence files (:mod:`switch.licence.document`).
+A file that is malformed, or not signed by a trusted key, is an issue and none
+of it counts.  Once the configuration is valid it is checked against the
+licences (:meth:`switch.licence.policy.LicencePolicy.problems`): users enabling
+more user-bound features than licensed, mixed voicemail models and a standby
+shortfall are issues too, so a running switch keeps its last good
+configuration.  A licence for a tenant that is not configured is only logged
+as a warning: licences may be installed before the tenant file, and removing
+a tenant must not make the configuration unloadable.
 """
 
 from __future__ import annotations
@@ -39,13 +50,31 @@ from dialplan.schema import (
     domain_problems,
     format_loc,
 )
+from switch.licence.document import (
+    Licence,
+    LicenceError,
+    TrustedKeys,
+    load_public_key,
+    trusted_keys,
+    verify,
+)
+from switch.licence.policy import LicenceProblem
 
-__all__ = ["MAIN_FILE", "TENANTS_DIR", "ConfigError", "ConfigIssue", "format_issues", "load_config"]
+__all__ = [
+    "LICENCES_DIR",
+    "MAIN_FILE",
+    "TENANTS_DIR",
+    "ConfigError",
+    "ConfigIssue",
+    "format_issues",
+    "load_config",
+]
 
 log = logging.getLogger(__name__)
 
 MAIN_FILE = "centrala.yaml"
 TENANTS_DIR = "tenants"
+LICENCES_DIR = "licences"
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 Position = tuple[int, int]  # 0-based (line, column), as ruamel stores them
@@ -97,6 +126,7 @@ def load_config(config_dir: Path, env: Mapping[str, str] | None = None) -> Confi
     ``${VAR}`` and ``${VAR:-default}`` in string values come from ``env``
     (default: ``os.environ``); ``$$`` is a literal ``$``.  Relative paths are
     resolved against ``config_dir``; ``state_dir`` defaults to ``var/`` beside it.
+    Verified ``licences/*.lic`` are attached (``config.licences``) and enforced.
     Raises :class:`ConfigError` listing every problem in every file.
     """
     env = os.environ if env is None else env
@@ -107,7 +137,12 @@ def load_config(config_dir: Path, env: Mapping[str, str] | None = None) -> Confi
     for doc in (main, *tenants):
         if doc is not None:
             issues += _substitute(doc, env)
-    config = _validate_config(main, _validate_tenants(tenants, issues), issues)
+    valid = _validate_tenants(tenants, issues)
+    config = _validate_config(main, valid, issues)
+    installed = _load_licences(config_dir / LICENCES_DIR, issues)
+    if config is not None and main is not None and not issues:
+        config = config.with_licences(licence for _, licence in installed)
+        issues += _licence_issues(config, main, valid, installed)
     if issues or config is None:
         raise ConfigError(issues)
     log.debug("loaded %s: %d tenant(s)", config_dir, len(config.tenants))
@@ -386,6 +421,119 @@ def _lc(node: CommentedMap | CommentedSeq, what: str, key: Any) -> Position | No
     except (KeyError, IndexError, TypeError):
         return None
     return int(line), int(column)
+
+
+# --------------------------------------------------------------------------- licences
+
+Installed = tuple[Path, Licence]
+"""A verified licence and the file it came from."""
+
+
+def _visible_files(folder: Path, suffix: str) -> list[Path]:
+    """``folder/*suffix`` by name, dotfiles ignored; none if there is no folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix == suffix and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _load_licences(folder: Path, issues: list[ConfigIssue]) -> list[Installed]:
+    """Every ``*.lic`` signed by a key in ``*.pub``; each refused file is an issue."""
+    for path in _visible_files(folder, ".key"):
+        log.warning("%s: a private key does not belong in the configuration directory", path)
+    keys = _trusted_keys(folder, issues)
+    installed: list[Installed] = []
+    first: dict[str, Path] = {}
+    for path in _visible_files(folder, ".lic"):
+        licence = _read_licence(path, keys, issues)
+        if licence is None:
+            continue
+        if licence.serial in first:
+            message = (
+                f"licence serial {licence.serial!r} is already installed from "
+                f"{first[licence.serial].name}; a licence counts once, remove the copy"
+            )
+            issues.append(ConfigIssue(path, 0, 0, message))
+            continue
+        first[licence.serial] = path
+        installed.append((path, licence))
+    return installed
+
+
+def _trusted_keys(folder: Path, issues: list[ConfigIssue]) -> TrustedKeys:
+    """The authority public keys in ``*.pub``; an unusable file is an issue."""
+    keys = []
+    for path in _visible_files(folder, ".pub"):
+        try:
+            keys.append(load_public_key(path.read_bytes()))
+        except OSError as exc:
+            issues.append(ConfigIssue(path, 0, 0, f"cannot read: {exc}"))
+        except ValueError as exc:
+            issues.append(ConfigIssue(path, 0, 0, f"licence authority key: {exc}"))
+    return trusted_keys(keys)
+
+
+def _read_licence(path: Path, keys: TrustedKeys, issues: list[ConfigIssue]) -> Licence | None:
+    """The verified licence in ``path``, or ``None`` with the reason added to ``issues``."""
+    try:
+        return verify(path.read_text(encoding="utf-8"), keys)
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(ConfigIssue(path, 0, 0, f"cannot read: {exc}"))
+    except LicenceError as exc:
+        column = 1 if exc.line else 0
+        issues.append(ConfigIssue(path, exc.line, column, f"licence refused: {exc.message}"))
+    return None
+
+
+def _licence_issues(
+    config: Config,
+    main: _Document,
+    tenants: list[tuple[_Document, Tenant]],
+    installed: list[Installed],
+) -> list[ConfigIssue]:
+    """What the valid configuration enables beyond its licences."""
+    docs = {tenant.domain: doc for doc, tenant in tenants}
+    for path, licence in installed:
+        if licence.tenant not in docs:
+            log.warning(
+                "%s: licence %s is for tenant %s, which is not configured; it is ignored",
+                path,
+                licence.serial,
+                licence.tenant,
+            )
+    files = {licence.serial: path for path, licence in installed}
+    problems = config.licences.problems(config.tenants, standby=config.standby)
+    return [_problem_issue(p, main, docs, files) for p in problems]
+
+
+def _problem_issue(
+    problem: LicenceProblem,
+    main: _Document,
+    docs: Mapping[str, _Document],
+    files: Mapping[str, Path],
+) -> ConfigIssue:
+    """Locate one licence problem: the user's flag, the licence file or ``standby``."""
+    if problem.kind == "standby":
+        return main.issue(_lc(main.root, "key", "standby"), problem.message)
+    if problem.kind == "mixed_voicemail":
+        path = max(files[serial] for serial in problem.serials)
+        return ConfigIssue(path, 0, 0, problem.message)
+    doc = docs[problem.tenant]
+    return doc.issue(_user_position(doc, problem), problem.message)
+
+
+def _user_position(doc: _Document, problem: LicenceProblem) -> Position | None:
+    """Where extension ``problem.first_over`` sets ``problem.flag`` (or the extension)."""
+    extensions = doc.root.get("extensions")
+    if not isinstance(extensions, CommentedSeq) or problem.flag is None:
+        return None
+    for i, entry in enumerate(extensions):
+        if isinstance(entry, CommentedMap) and str(entry.get("number")) == problem.first_over:
+            return _position(doc.root, ("extensions", i, problem.flag), at_key=True)
+    return None
 
 
 # --------------------------------------------------------------------------- paths

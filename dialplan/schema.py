@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from switch.licence.document import Licence
+from switch.licence.policy import LicencePolicy
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -283,7 +287,22 @@ class Extension(_Model):
     call_waiting: bool = Field(
         default=True, description="Offer a second call while one is in progress."
     )
-    voicemail: bool = Field(default=False, description="Send unanswered calls to voicemail.")
+    voicemail: bool = Field(
+        default=False,
+        description="Send unanswered calls to voicemail; needs a PBX-VoicemailUser licence "
+        "(or PBX-UC, or the tenant's PBX-Voicemail licences).",
+    )
+    fax: bool = Field(
+        default=False, description="Fax for this user; needs a PBX-Fax (or PBX-UC) licence."
+    )
+    recording: bool = Field(
+        default=False, description="Record this user's calls; needs a PBX-Recording licence."
+    )
+    uc: bool = Field(
+        default=False,
+        description="UC bundle (voicemail, fax, video, mobility, app sharing, myPBX); "
+        "needs a PBX-UC licence.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -397,6 +416,12 @@ def tenant_problems(tenant: Tenant) -> list[Problem]:
 # --------------------------------------------------------------------------- root
 
 
+def _hostname() -> str:
+    """This machine's host name, the default ``node_name`` (``localhost`` if unusable)."""
+    name = socket.gethostname().strip()
+    return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) else "localhost"
+
+
 class Config(_Model):
     """The whole switch configuration: ``centrala.yaml`` plus ``tenants/*.yaml``."""
 
@@ -422,9 +447,19 @@ class Config(_Model):
         default="Centrala", min_length=1, description="User-Agent header we send."
     )
     server_name: str = Field(default="Centrala", min_length=1, description="Server header we send.")
+    node_name: Name = Field(
+        default_factory=_hostname,
+        description="Name of this node; licences bound to another node do not count here. "
+        "Default: the machine's host name.",
+    )
+    standby: bool = Field(
+        default=False,
+        description="This node is a standby; needs as many PBX-Standby as PBX-Port licences.",
+    )
     tenants: list[Tenant] = Field(default_factory=list, description="One per tenants/*.yaml.")
 
     _by_domain: dict[str, Tenant] = PrivateAttr(default_factory=dict)
+    _licences: tuple[Licence, ...] = PrivateAttr(default=())
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -442,6 +477,20 @@ class Config(_Model):
     def tenant_by_domain(self, domain: str) -> Tenant | None:
         """The tenant serving SIP domain ``domain`` (case-insensitive), if any."""
         return self._by_domain.get(domain.lower())
+
+    @property
+    def licences(self) -> LicencePolicy:
+        """The verified licences (``licences/*.lic``) and what they allow on this node.
+
+        Empty unless the configuration came from :func:`dialplan.loader.load_config`.
+        """
+        return LicencePolicy(self._licences, self.node_name)
+
+    def with_licences(self, licences: Iterable[Licence]) -> Self:
+        """A copy carrying ``licences``, which must already be verified."""
+        copy = self.model_copy()
+        copy._licences = tuple(licences)
+        return copy
 
 
 def domain_problems(tenants: Sequence[Tenant]) -> list[Problem]:
