@@ -268,6 +268,53 @@ class TlsSettings(_Model):
         return self
 
 
+class RegistrarSettings(_Model):
+    """How registrations are accepted and watched (RFC 3261 §10.3)."""
+
+    min_expires: int = Field(
+        default=60, ge=1, description="Shorter registrations are refused with 423.")
+    max_expires: int = Field(
+        default=3600, ge=1, description="Longer registrations are shortened to this.")
+    default_expires: int = Field(
+        default=3600, ge=1, description="Used when a REGISTER asks for no duration.")
+    when_full: Literal["replace", "reject"] = Field(
+        default="replace",
+        description="At an extension's max_contacts: replace the binding that expires "
+        "soonest (a rebooted phone is never locked out by its own stale binding) or "
+        "reject the new one with 403.")
+    qualify_interval_s: float = Field(
+        default=60, ge=0,
+        description="Send OPTIONS to every registered device this often (0: never).")
+    qualify_failures: int = Field(
+        default=3, ge=1, description="Unanswered qualifies in a row that make a device unreachable.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("need min_expires <= default_expires <= max_expires")
+        return self
+
+
+class SecuritySettings(_Model):
+    """Digest authentication and brute-force protection."""
+
+    digest_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
+        default=["SHA-256", "MD5"], min_length=1,
+        description="Digest algorithms challenged, in order of preference (RFC 8760: the "
+        "first a phone supports wins). Old phones that only read the first challenge "
+        "need MD5 alone.")
+    nonce_lifetime_s: int = Field(
+        default=300, ge=10, description="A nonce older than this gets a stale=true challenge.")
+    max_auth_failures: int = Field(
+        default=5, ge=1, description="Failed authentications from one address before a ban.")
+    max_failures_per_user: int = Field(
+        default=20, ge=1, description="Failed authentications for one user (from anywhere) "
+        "before the failing address is banned.")
+    failure_window_s: float = Field(
+        default=60, gt=0, description="Window in which failures are counted.")
+    ban_s: float = Field(default=600, gt=0, description="How long a ban lasts.")
+
+
 # --------------------------------------------------------------------------- tenants
 
 
@@ -456,6 +503,14 @@ class Config(_Model):
         default=False,
         description="This node is a standby; needs as many PBX-Standby as PBX-Port licences.",
     )
+    registrar: RegistrarSettings = Field(
+        default_factory=RegistrarSettings, description="Registration rules and qualify.")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="Authentication and bans.")
+    storage_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database; default: SQLite file centrala.db in "
+        "state_dir. Use postgresql://user:pass@host/db when several nodes share one pool.")
     tenants: list[Tenant] = Field(default_factory=list, description="One per tenants/*.yaml.")
 
     _by_domain: dict[str, Tenant] = PrivateAttr(default_factory=dict)

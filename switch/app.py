@@ -15,17 +15,26 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dialplan.loader import ConfigError, load_config
 from dialplan.schema import Config, ListenAddress
 from dialplan.watch import ConfigFingerprint
 
 from . import __version__
+from .control import ControlServer
 from .dispatch import Dispatcher
+from .registrar.location import AorKey, Binding
+from .registrar.qualify import Qualifier, qualify_request
+from .registrar.runtime import RegistrarRuntime
 from .sip.core import CoreSettings, SipCore
+from .sip.events import ResponseReceived, TransactionTimeout, TransportError
 from .sip.timers import TimerConfig
+from .storage import open_storage, sqlite_url
+from .storage.base import Storage
 from .transport.endpoint import Endpoint, EndpointLimits
 from .transport.tls import client_context, ensure_self_signed, server_context
 
@@ -33,6 +42,7 @@ log = logging.getLogger("centrala")
 
 PID_FILE = "centrala.pid"
 WATCH_INTERVAL_S = 1.0
+TICK_S = 1.0
 
 
 def state_dir_of(config: Config, override: Path | None) -> Path:
@@ -72,24 +82,32 @@ class Switch:
     listen: list[ListenAddress]
     endpoint: Endpoint | None = None
     core: SipCore | None = None
+    storage: Storage | None = None
+    registrar: RegistrarRuntime | None = None
+    control: ControlServer | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _fingerprint: ConfigFingerprint | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self) -> int:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = open_storage(self.config.storage_url or sqlite_url(self.state_dir))
+        await self.storage.open()
         self._start_core()
         try:
+            await self._start_features()
             await self._listen()
         except OSError as exc:
-            log.error("cannot listen: %s", exc)
+            log.error("cannot start: %s", exc)
             await self._close()
             return 1
         self._write_pid()
         self._install_signals()
-        watcher = asyncio.create_task(self._watch_config())
+        background = [asyncio.create_task(self._watch_config()), asyncio.create_task(self._ticks())]
         log.info("Centrala %s running, state in %s", __version__, self.state_dir)
         await self._stop.wait()
-        watcher.cancel()
+        for task in background:
+            task.cancel()
         await self._shutdown()
         return 0
 
@@ -103,6 +121,69 @@ class Switch:
             server_ssl=server_context(cert, key),
             client_ssl=client_context(verify=False),
         )
+
+    async def _start_features(self) -> None:
+        assert self.core is not None and self.storage is not None
+        dispatcher = self.core.tu
+        assert isinstance(dispatcher, Dispatcher)
+        self.registrar = RegistrarRuntime(
+            self.config, self.core, self.storage,
+            spawn=self.spawn, send=self.send_outputs, qualify=self._qualify,
+        )
+        service = await self.registrar.start()
+        dispatcher.register("REGISTER", service.on_register)
+        assert self.endpoint is not None
+        self.endpoint.blocked = self.registrar.is_banned
+        self.control = ControlServer(self.state_dir)
+        self._register_commands(self.control)
+        await self.control.start()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background; its failure is logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    def send_outputs(self, outputs: list[object]) -> None:
+        """Transaction outputs produced outside an event (after an await)."""
+        assert self.core is not None and self.endpoint is not None
+        self.endpoint.send_all(self.core.dispatch(outputs, asyncio.get_running_loop().time()))
+
+    def _qualify(self, aor: AorKey, binding: Binding, qualifier: Qualifier) -> None:
+        assert self.core is not None and self.endpoint is not None
+        local = self.endpoint.local_address(binding.source)
+        req = qualify_request(aor, binding, local, self.config.user_agent)
+
+        def owner(event: object, now: float) -> list[object]:
+            if isinstance(event, ResponseReceived):
+                if event.response.status >= 200:
+                    qualifier.answered(aor, binding)
+            elif isinstance(event, (TransactionTimeout, TransportError)):
+                qualifier.failed(aor, binding)
+            return []
+
+        now = asyncio.get_running_loop().time()
+        _, outputs = self.core.send_request(req, binding.source, now, owner)
+        self.send_outputs(outputs)
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            if self.registrar is not None:
+                try:
+                    self.registrar.tick()
+                except Exception:
+                    log.exception("registrar housekeeping failed")
+
+    def _register_commands(self, control: ControlServer) -> None:
+        from .commands import register_commands
+
+        register_commands(control, self)
 
     def _tls_material(self) -> tuple[Path, Path]:
         tls = self.config.tls
@@ -138,6 +219,8 @@ class Switch:
         if config.listen != self.config.listen:
             log.warning("listen addresses changed: they take effect on restart")
         self.config = config
+        if self.registrar is not None:
+            self.registrar.apply_config(config)
         if self.endpoint is not None:
             limits = endpoint_limits(config)
             self.endpoint.limits = limits
@@ -170,8 +253,14 @@ class Switch:
         log.info("stopped")
 
     async def _close(self) -> None:
+        if self.control is not None:
+            await self.control.close()
         if self.endpoint is not None:
             await self.endpoint.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.config.shutdown_grace_s)
+        if self.storage is not None:
+            await self.storage.close()
         self._pid_path().unlink(missing_ok=True)
 
     def _pid_path(self) -> Path:

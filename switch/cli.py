@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -17,8 +19,10 @@ from dialplan.loader import ConfigError, load_config
 from dialplan.schema import Config, ListenAddress
 
 from . import __version__
+from .licence.cli import app as licence_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Centrala SIP softswitch.")
+app.add_typer(licence_app, name="licence")
 
 ConfigDir = Annotated[
     Path, typer.Option("-c", "--config", help="Configuration directory.", show_default=True)
@@ -116,6 +120,93 @@ def reload(config: ConfigDir = Path("config"), state: StateDir = None) -> None:
         typer.echo(f"centrala (pid {pid}) is not running", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"reload signalled to pid {pid}")
+
+
+def _storage_of(cfg: Config, state: Optional[Path]) -> Any:
+    from .app import state_dir_of
+    from .storage import open_storage, sqlite_url
+
+    return open_storage(cfg.storage_url or sqlite_url(state_dir_of(cfg, state)))
+
+
+async def _with_storage(cfg: Config, state: Optional[Path], action: Any) -> Any:
+    storage = _storage_of(cfg, state)
+    await storage.open()
+    try:
+        return await action(storage)
+    finally:
+        await storage.close()
+
+
+@app.command()
+def bans(
+    config: ConfigDir = Path("config"),
+    state: StateDir = None,
+    remove: Annotated[
+        Optional[str], typer.Option("--remove", help="Lift the ban of this address.")
+    ] = None,
+) -> None:
+    """List the addresses banned for failed authentications, or lift a ban."""
+    from .app import state_dir_of
+    from .control import call
+
+    cfg = _load_or_exit(config)
+    if remove is not None:
+        try:
+            removed = call(state_dir_of(cfg, state), "unban", ip=remove)
+        except ConnectionError:  # not running: the database is all there is
+            removed = asyncio.run(_with_storage(cfg, state, lambda s: s.delete_ban(remove)))
+        typer.echo(f"ban of {remove} lifted" if removed else f"{remove} is not banned")
+        raise typer.Exit(0 if removed else 1)
+    now = time.time()
+    rows = asyncio.run(_with_storage(cfg, state, lambda s: s.load_bans(now)))
+    if not rows:
+        typer.echo("no address is banned")
+        return
+    for ban in sorted(rows, key=lambda b: b.ip):
+        until = datetime.fromtimestamp(ban.until, timezone.utc).isoformat(timespec="seconds")
+        typer.echo(f"{ban.ip}\tuntil {until}\t{ban.failures} failures\t{ban.reason}")
+
+
+@app.command()
+def licences(
+    config: ConfigDir = Path("config"),
+    state: StateDir = None,
+    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only this tenant.")] = None,
+) -> None:
+    """Licences installed, in use and free, per tenant, type and version."""
+    from .licence.policy import report
+
+    cfg = _load_or_exit(config)
+    holdings = asyncio.run(_with_storage(cfg, state, lambda s: s.licence_holders(tenant)))
+    in_use: dict[str, dict[str, int]] = {}
+    for h in holdings:
+        kinds = in_use.setdefault(h.tenant, {})
+        kinds[h.kind] = kinds.get(h.kind, 0) + 1
+    tenants = [t for t in cfg.tenants if tenant is None or t.domain == tenant]
+    typer.echo(report(cfg.licences, tenants, in_use, standby=cfg.standby))
+
+
+@app.command()
+def registrations(
+    config: ConfigDir = Path("config"),
+    state: StateDir = None,
+    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only this tenant.")] = None,
+) -> None:
+    """Registered devices of the running switch."""
+    from .app import state_dir_of
+    from .control import call
+
+    cfg = _load_or_exit(config)
+    try:
+        aors = call(state_dir_of(cfg, state), "registrations", tenant=tenant)
+    except ConnectionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    for aor in aors:
+        for c in aor["contacts"]:
+            state_text = "ok" if c["reachable"] else "UNREACHABLE"
+            typer.echo(f"{aor['aor']}\t{c['uri']}\t{c['expires']}s\t{c['source']}\t{state_text}")
 
 
 def main() -> None:

@@ -49,6 +49,9 @@ class Dispatcher:
 
     # -- TransactionUser ------------------------------------------------------
     def on_event(self, event: object, now: float) -> list[object]:
+        owner = getattr(event, "owner", None)
+        if callable(owner):  # a client transaction's events go to whoever started it
+            return owner(event, now)  # type: ignore[no-any-return]
         if isinstance(event, RequestReceived):
             return self._on_request(event, now)
         if isinstance(event, CancelReceived):

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..limits import ConnectionLimiter, RateLimiter
 from ..sip.address import Address
@@ -119,7 +119,7 @@ class Endpoint:
         self.rate = RateLimiter(limits.requests_per_second, limits.request_burst)
         self.conn_limit = ConnectionLimiter(limits.max_connections_per_source, limits.max_connections)
         self._udp: list[_Udp] = []
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[tuple[asyncio.AbstractServer, str]] = []
         self._conns: dict[int, _Stream] = {}
         self._flows: dict[tuple[str, str, int], int] = {}
         self._next_conn = 1
@@ -127,7 +127,9 @@ class Endpoint:
         self._timer_at: float | None = None
         self._housekeeping: asyncio.TimerHandle | None = None
         self.dropped_rate = 0
+        self.dropped_banned = 0
         self.errors = 0
+        self.blocked: Callable[[str], bool] = lambda ip: False  # bans, set by the app
 
     # -- listening -------------------------------------------------------------
     async def listen(self, proto: str, host: str, port: int) -> Address:
@@ -143,7 +145,7 @@ class Endpoint:
             server = await self.loop.create_server(
                 lambda: _Stream(self, proto), host, port, ssl=ctx, reuse_address=True
             )
-            self._servers.append(server)
+            self._servers.append((server, proto))
             sock = server.sockets[0].getsockname()
         self._schedule_housekeeping()
         log.info("listening on %s:%s:%s", proto, host, sock[1])
@@ -152,6 +154,9 @@ class Endpoint:
     # -- input -------------------------------------------------------------------
     def received(self, data: bytes, source: Address) -> None:
         now = self.loop.time()
+        if self.blocked(source.host):
+            self.dropped_banned += 1
+            return
         if not self.rate.allow(source.host, now):
             self.dropped_rate += 1
             return
@@ -225,6 +230,23 @@ class Endpoint:
             return
         conn.write(data)
 
+    def local_address(self, dest: Address) -> tuple[str, str, int]:
+        """(transport, host, port) this switch uses toward ``dest``, for a Via."""
+        if dest.transport == "udp" and self._udp:
+            sock = self._udp[dest.conn_id] if dest.conn_id is not None else self._udp_for(dest)
+            if sock.transport is not None:
+                name = sock.transport.get_extra_info("sockname")
+                return "udp", name[0], name[1]
+        conn = self._conns.get(dest.conn_id or 0) or self._flow(dest)
+        if conn is not None and conn.transport is not None:
+            name = conn.transport.get_extra_info("sockname")
+            return dest.transport, name[0], name[1]
+        for server, proto in self._servers:
+            if proto == dest.transport:
+                name = server.sockets[0].getsockname()
+                return proto, name[0], name[1]
+        return dest.transport, "127.0.0.1", 5060
+
     # -- connections ------------------------------------------------------------
     def register_connection(self, conn: _Stream, proto: str, host: str, port: int) -> Address | None:
         if not self.conn_limit.acquire(host):
@@ -287,7 +309,7 @@ class Endpoint:
     # -- shutdown -----------------------------------------------------------------
     def stop_listening(self) -> None:
         """Accept no new connections; UDP stays open for transactions in flight."""
-        for server in self._servers:
+        for server, _ in self._servers:
             server.close()
 
     async def close(self) -> None:
