@@ -46,6 +46,7 @@ REFERENCE_ERROR = "reference_error"
 """Pydantic error type of cross-reference checks; ``ctx["problems"]`` lists them."""
 
 Transport = Literal["udp", "tcp", "tls"]
+HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]+$", to_lower=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -324,7 +325,14 @@ class Extension(_Model):
     number: Digits = Field(description="Dialled number, digits; quote it if it starts with 0.")
     name: str = Field(min_length=1, description="Display name shown to called parties.")
     username: str = Field(min_length=1, description="SIP auth user name; defaults to the number.")
-    password: Secret = Field(description="SIP digest password; may be written ${VAR}.")
+    password: Secret | None = Field(
+        default=None, description="SIP digest password; may be written ${VAR}.")
+    ha1_md5: HexDigest | None = Field(
+        default=None, description="Instead of a password: MD5(username:domain:password), "
+        "32 hex digits, so the password itself is stored nowhere.")
+    ha1_sha256: HexDigest | None = Field(
+        default=None, description="Instead of a password: SHA-256(username:domain:password), "
+        "64 hex digits (needed when SHA-256 is challenged).")
     max_contacts: int = Field(
         default=5, ge=1, le=100, description="Most phones registered at once."
     )
@@ -357,6 +365,18 @@ class Extension(_Model):
         if isinstance(data, dict) and "username" not in data and "number" in data:
             return {**data, "username": _scalar_to_str(data["number"])}
         return data
+
+    @model_validator(mode="after")
+    def _has_credentials(self) -> Self:
+        if self.password is None and self.ha1_md5 is None and self.ha1_sha256 is None:
+            raise ValueError("give a password, or ha1_md5 and/or ha1_sha256")
+        if self.password is not None and (self.ha1_md5 or self.ha1_sha256):
+            raise ValueError("give either a password or HA1 values, not both")
+        for field, length in (("ha1_md5", 32), ("ha1_sha256", 64)):
+            value = getattr(self, field)
+            if value is not None and len(value) != length:
+                raise ValueError(f"{field} must be {length} hex digits")
+        return self
 
 
 class Group(_Model):
@@ -523,8 +543,24 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        _raise_problems(domain_problems(self.tenants))
+        _raise_problems(domain_problems(self.tenants) + self._ha1_problems())
         return self
+
+    def _ha1_problems(self) -> list[Problem]:
+        """An extension given by HA1 needs one for every algorithm challenged."""
+        fields = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
+        problems: list[Problem] = []
+        for i, tenant in enumerate(self.tenants):
+            for j, ext in enumerate(tenant.extensions):
+                if ext.password is not None:
+                    continue
+                missing = [fields[a] for a in self.security.digest_algorithms
+                           if getattr(ext, fields[a]) is None]
+                if missing:
+                    problems.append((("tenants", i, "extensions", j), (
+                        f"{', '.join(missing)} missing: security.digest_algorithms challenges "
+                        f"{', '.join(self.security.digest_algorithms)}")))
+        return problems
 
     def model_post_init(self, context: Any, /) -> None:
         self._by_domain = {tenant.domain: tenant for tenant in self.tenants}

@@ -45,6 +45,14 @@ class TenantEntry:
         return sub.credentials if sub is not None else None
 
 
+def _credentials(tenant: Tenant, ext: Extension) -> Credentials:
+    if ext.password is not None:
+        return Credentials.from_password(
+            ext.username, tenant.domain, ext.password.get_secret_value()
+        )
+    return Credentials.from_ha1(ext.username, tenant.domain, ext.ha1_md5, ext.ha1_sha256)
+
+
 def _subscriber(tenant: Tenant, ext: Extension) -> Subscriber:
     return Subscriber(
         tenant=tenant.domain,
@@ -52,9 +60,7 @@ def _subscriber(tenant: Tenant, ext: Extension) -> Subscriber:
         username=ext.username,
         display_name=ext.name,
         max_contacts=ext.max_contacts,
-        credentials=Credentials.from_password(
-            ext.username, tenant.domain, ext.password.get_secret_value()
-        ),
+        credentials=_credentials(tenant, ext),
     )
 
 

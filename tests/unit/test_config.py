@@ -177,11 +177,31 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 
 def test_missing_field_points_at_the_item(tmp_path: Path) -> None:
-    tenant = TENANT.replace("    password: pw101\n", "")
+    tenant = TENANT.replace("    name: Bob\n", "")
     issue = single(issues_of(write(tmp_path, {"centrala.yaml": MAIN, "tenants/a.yaml": tenant})))
     assert issue.line == line_of(tenant, "number: 101")
     assert issue.column == col_of(tenant, "number: 101")
-    assert issue.message == "extensions[1].password: required setting missing"
+    assert issue.message == "extensions[1].name: required setting missing"
+
+
+def test_credentials_password_or_ha1(tmp_path: Path) -> None:
+    tenant = TENANT.replace("    password: pw101\n", "")
+    issue = single(issues_of(write(tmp_path, {"centrala.yaml": MAIN, "tenants/a.yaml": tenant})))
+    assert issue.line == line_of(tenant, "number: 101")
+    assert "give a password, or ha1_md5 and/or ha1_sha256" in issue.message
+    ha1 = "    ha1_md5: " + "a" * 32 + "\n    ha1_sha256: " + "B" * 64 + "\n"
+    config = load_config(write(tmp_path / "ok", {"centrala.yaml": MAIN,
+                                                  "tenants/a.yaml": tenant.replace(
+                                                      "    name: Bob\n", "    name: Bob\n" + ha1)}))
+    ext = config.tenants[0].extensions[1]
+    assert ext.password is None and ext.ha1_sha256 == "b" * 64
+    md5_only = tenant.replace("    name: Bob\n", "    name: Bob\n    ha1_md5: " + "a" * 32 + "\n")
+    issue = single(issues_of(write(tmp_path / "md5", {"centrala.yaml": MAIN,
+                                                       "tenants/a.yaml": md5_only})))
+    assert issue.line == line_of(tenant, "number: 101") and "ha1_sha256 missing" in issue.message
+    short = tenant.replace("    name: Bob\n", "    name: Bob\n    ha1_md5: abc\n")
+    issue = single(issues_of(write(tmp_path / "bad", {"centrala.yaml": MAIN, "tenants/a.yaml": short})))
+    assert "ha1_md5 must be 32 hex digits" in issue.message
 
 
 def test_missing_top_level_field(tmp_path: Path) -> None:
