@@ -151,6 +151,19 @@ class Message:
             return parts[0].strip()
         return None
 
+    def replace_top_via(self, via: Via) -> None:
+        """Rewrite the topmost Via value (``received``/``rport`` stamping), keeping
+        the other values and the parsed cache of the rest."""
+        vias = self.via
+        for i, (n, k, v) in enumerate(self.fields):
+            if k == "via":
+                parts = split_top_level(v, ",")
+                parts[0] = str(via)
+                self.fields[i] = (n, k, ", ".join(p.strip() for p in parts))
+                break
+        self._changed()
+        self._cache["via"] = [via, *vias[1:]]
+
     @property
     def body(self) -> bytes:
         return self._body
@@ -174,9 +187,13 @@ class Message:
             raise MalformedMessage(f"Missing {canonical_name(header_key(name))} header")
         return value
 
+    # The hot views read the cache inline: no closure, one dict lookup.
     @property
     def via(self) -> list[Via]:
-        return self._typed("via", lambda: Via.parse_all(self.get_all("via")))  # type: ignore[no-any-return]
+        vias = self._cache.get("via")
+        if vias is None:
+            vias = self._cache["via"] = Via.parse_all(self.get_all("via"))
+        return vias  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via:
@@ -187,23 +204,31 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        return self._typed(  # type: ignore[no-any-return]
-            "from", lambda: NameAddr.parse(self._single("from"), "From header")
-        )
+        value = self._cache.get("from")
+        if value is None:
+            value = self._cache["from"] = NameAddr.parse(self._single("from"), "From header")
+        return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self._typed(  # type: ignore[no-any-return]
-            "to", lambda: NameAddr.parse(self._single("to"), "To header")
-        )
+        value = self._cache.get("to")
+        if value is None:
+            value = self._cache["to"] = NameAddr.parse(self._single("to"), "To header")
+        return value  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
-        return self._typed("call-id", lambda: parse_call_id(self._single("call-id")))  # type: ignore[no-any-return]
+        value = self._cache.get("call-id")
+        if value is None:
+            value = self._cache["call-id"] = parse_call_id(self._single("call-id"))
+        return value  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
-        return self._typed("cseq", lambda: CSeq.parse(self._single("cseq")))  # type: ignore[no-any-return]
+        value = self._cache.get("cseq")
+        if value is None:
+            value = self._cache["cseq"] = CSeq.parse(self._single("cseq"))
+        return value  # type: ignore[return-value]
 
     @property
     def contact(self) -> Contact | None:

@@ -26,15 +26,8 @@ def stamp_via(req: Request, source: Address) -> Via:
     elif via.host.strip("[]") != source.host or via.received is not None:
         stamped = stamped.with_param("received", source.host)  # RFC 3261 §18.2.1
     if stamped is not via:
-        _replace_top_via(req, stamped)
+        req.replace_top_via(stamped)
     return stamped
-
-
-def _replace_top_via(req: Request, via: Via) -> None:
-    rest = req.pop_first("via")
-    assert rest is not None
-    req.prepend("Via", str(via))
-    req.via[0]  # noqa: B018 - re-parse and cache the new list
 
 
 def response_destination(via: Via, source: Address) -> Address:

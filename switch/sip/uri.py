@@ -184,7 +184,23 @@ class AbsoluteUri:
 Uri = Union[SipUri, TelUri, AbsoluteUri]
 
 
+# URIs repeat (a user's From and To, the domain in every Request-URI); parsed
+# URIs are immutable, so they are shared.  Bounded: cleared when full.
+_CACHE: dict[str, "Uri"] = {}
+_CACHE_MAX = 8192
+
+
 def parse_uri(text: str, where: str = "URI") -> Uri:
+    uri = _CACHE.get(text)
+    if uri is None:
+        uri = _parse_uri(text, where)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[text] = uri
+    return uri
+
+
+def _parse_uri(text: str, where: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     lscheme = scheme.lower()
     if lscheme in ("sip", "sips"):
