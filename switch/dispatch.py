@@ -15,6 +15,7 @@ from typing import Callable
 
 from .sip.builders import make_response, new_tag
 from .sip.core import KNOWN_METHODS, SipCore
+from .sip.errors import SipError
 from .sip.events import CancelReceived, RequestReceived
 from .sip.headers import parse_token_list
 from .sip.message import Request, Response
@@ -65,7 +66,10 @@ class Dispatcher:
             return self.answer(event, status, reason, extra, now)
         handler = self.handlers.get(req.method)
         if handler is not None:
-            return handler(event, now)
+            try:
+                return handler(event, now)
+            except SipError as exc:  # a header parsed late proved malformed
+                return self.answer(event, exc.status or 400, exc.reason, [], now)
         if req.method in ("BYE", "PRACK", "UPDATE", "INFO", "NOTIFY") or req.to.tag:
             return self.answer(event, 481, None, [], now)
         if req.method == "INVITE":

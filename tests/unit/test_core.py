@@ -146,3 +146,17 @@ def test_methods_without_a_feature() -> None:
     msg = options(branch="z9hG4bKbye").replace(b"OPTIONS sip", b"BYE sip").replace(b"1 OPTIONS", b"1 BYE")
     (send,) = core.receive(msg, UDP_PEER, now=0.0)
     assert send.message.status == 481  # type: ignore[union-attr]
+
+
+def test_a_handler_tripping_on_a_malformed_header_answers_its_status() -> None:
+    from switch.sip.errors import SipError
+
+    core = new_core()
+
+    def handler(event, now):  # type: ignore[no-untyped-def]
+        raise SipError("Malformed X-Thing header", 400)
+
+    core.tu.handlers["OPTIONS"] = handler
+    (send,) = core.receive(options(), UDP_PEER, now=0.0)
+    assert (send.message.status, send.message.reason) == (400, "Malformed X-Thing header")  # type: ignore[union-attr]
+    assert core.transactions.in_flight() == 0  # answered: nothing left hanging
