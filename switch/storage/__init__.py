@@ -1,4 +1,4 @@
-"""Durable state: location bindings, the licence pool, bans, small key/value state.
+"""Durable state: location bindings, CDRs, the licence pool, bans, small key/value state.
 
 ``open_storage(url)`` picks a backend from the URL's scheme (a small registry,
 so another backend is one entry); ``await storage.open()`` creates missing
@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .base import BanRecord, BindingRecord, LicenceHolding, Storage, StorageError
+from .base import BanRecord, BindingRecord, CdrRecord, LicenceHolding, Storage, StorageError
 from .sql import DEFAULT_FLUSH_INTERVAL_S, SqlStorage
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DB_FILE",
     "BanRecord",
     "BindingRecord",
+    "CdrRecord",
     "LicenceHolding",
     "SqlStorage",
     "Storage",

@@ -9,8 +9,10 @@ PostgreSQL when several Centrala nodes form a cluster.  Four things are kept:
   and never await; a background flusher commits the coalesced changes (last
   write per ``(tenant, user, key)`` wins) in one transaction every
   ``flush_interval_s``.  ``load_bindings`` reloads them after a restart.
-* **Licence pool**: floating port licences counted per tenant and kind,
-  shared by every node on the same database.  ``acquire_licence`` is atomic.
+* **Licence pool**: floating port licences counted per tenant and kind.
+  ``acquire_licence`` is atomic.  On PostgreSQL the pool is shared by every
+  node of the cluster (a locked row per pool); SQLite serves one node, whose
+  pool is counted in memory and persisted with the next flush.
 * **Bans** from brute-force protection, readable by ``centrala bans`` whether
   or not the switch runs.
 * **Small key/value state** such as the digest nonce secret.
@@ -72,6 +74,38 @@ class BanRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CdrRecord:
+    """One call detail record: a call with its legs, written when the call ends.
+
+    Times are epoch seconds; ``answer`` is None for unanswered calls.  ``legs``
+    is a JSON text: one object per leg (callee, trunk, status, times).  Money
+    is a decimal string (no float rounding in billing).
+    """
+
+    call_ref: str  # the switch's own id of the call (not a SIP Call-ID)
+    tenant: str
+    direction: str  # internal | outbound | inbound
+    caller: str
+    callee: str  # who finally answered, or the last target tried
+    dialed: str
+    trunk: str | None
+    start: float
+    answer: float | None
+    end: float
+    billed_s: int
+    disposition: str  # answered | busy | no_answer | cancelled | failed | refused
+    hangup_cause: int  # SIP status that ended it (200 for a normal BYE)
+    hangup_side: str  # caller | callee | system
+    cost: str | None
+    legs: str = "[]"
+    recording: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end - self.start
+
+
 class Storage(Protocol):
     """What the switch needs from durable storage."""
 
@@ -131,6 +165,15 @@ class Storage(Protocol):
 
     async def load_bans(self, now: float) -> list[BanRecord]:
         """Bans still in force at ``now``."""
+
+    # -- call detail records (write-behind) -----------------------------------
+    def put_cdr(self, rec: CdrRecord) -> None:
+        """Queue a CDR; committed with the next flush (within a second)."""
+
+    async def load_cdrs(
+        self, tenant: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[CdrRecord]:
+        """CDRs, oldest first, of ``tenant`` and/or ended after ``since``."""
 
     # -- small key/value state ----------------------------------------------
     async def get_value(self, key: str) -> str | None: ...

@@ -56,6 +56,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    insert,
     select,
     text,
     update,
@@ -64,7 +65,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .base import BanRecord, BindingRecord, LicenceHolding, StorageError
+from .base import BanRecord, BindingRecord, CdrRecord, LicenceHolding, StorageError
+from .pool import LocalPool
 
 log = logging.getLogger("centrala.storage")
 
@@ -130,6 +132,29 @@ kv = Table(
     Column("value", Text, nullable=False),
 )
 
+cdrs = Table(
+    "cdrs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_ref", String(64), nullable=False, index=True),
+    Column("tenant", String(255), nullable=False, index=True),
+    Column("direction", String(16), nullable=False),
+    Column("caller", String(255), nullable=False),
+    Column("callee", String(255), nullable=False),
+    Column("dialed", String(255), nullable=False),
+    Column("trunk", String(255)),
+    Column("start", Double, nullable=False),
+    Column("answer", Double),
+    Column("end", Double, nullable=False, index=True),
+    Column("billed_s", Integer, nullable=False),
+    Column("disposition", String(16), nullable=False),
+    Column("hangup_cause", Integer, nullable=False),
+    Column("hangup_side", String(16), nullable=False),
+    Column("cost", String(32)),
+    Column("legs", Text, nullable=False),
+    Column("recording", Text),
+)
+
 _BindingId = tuple[str, str, str]
 _Insert = Callable[[Table], Any]  # sqlite.insert or postgresql.insert
 
@@ -174,6 +199,17 @@ def _binding_of(row: Any) -> BindingRecord:
     )
 
 
+_CDR_FIELDS = tuple(f for f in CdrRecord.__dataclass_fields__)
+
+
+def _cdr_row(rec: CdrRecord) -> dict[str, Any]:
+    return {name: getattr(rec, name) for name in _CDR_FIELDS}
+
+
+def _cdr_of(row: Any) -> CdrRecord:
+    return CdrRecord(**{name: getattr(row, name) for name in _CDR_FIELDS})
+
+
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     """Pragmas on connect; SQLAlchemy (not sqlite3) emits BEGIN / BEGIN IMMEDIATE."""
 
@@ -208,6 +244,8 @@ class SqlStorage:
         self._writer: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()  # SQLite only: one writer per process
         self._pending: dict[_BindingId, BindingRecord | None] = {}
+        self._cdrs: list[CdrRecord] = []
+        self._pool = LocalPool() if self._sqlite else None  # SQLite: one node's pool
         self._dirty = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
@@ -232,6 +270,8 @@ class SqlStorage:
             await engine.dispose()
             shown = self.url.render_as_string(hide_password=True)
             raise StorageError(f"cannot open storage {shown}: {exc}") from exc
+        if self._pool is not None:
+            self._pool.load(await self._db_licence_holders(None))
         self._flusher = asyncio.create_task(self._flush_loop(), name="storage-flusher")
         log.info("storage open: %s", self.url.render_as_string(hide_password=True))
 
@@ -291,23 +331,67 @@ class SqlStorage:
         self._pending[(tenant, user, key)] = None
         self._dirty.set()
 
+    def put_cdr(self, rec: CdrRecord) -> None:
+        self._cdrs.append(rec)
+        self._dirty.set()
+
     @property
     def pending(self) -> int:
-        """Binding changes queued and not yet committed."""
-        return len(self._pending)
+        """Binding changes, CDRs and licence changes queued and not yet committed."""
+        pool = len(self._pool.changes) if self._pool is not None else 0
+        return len(self._pending) + len(self._cdrs) + pool
 
     async def flush(self) -> None:
         async with self._flush_lock:
             batch, self._pending = self._pending, {}
-            if not batch:
+            records, self._cdrs = self._cdrs, []
+            held: dict[tuple[str, str, str], LicenceHolding | None] = {}
+            if self._pool is not None:
+                held, self._pool.changes = self._pool.changes, {}
+            if not batch and not records and not held:
                 return
             try:
                 async with self._write() as conn:
                     await self._write_batch(conn, batch)
+                    if records:
+                        await conn.execute(insert(cdrs), [_cdr_row(r) for r in records])
+                    await self._write_holdings(conn, held)
             except BaseException:
                 for ident, change in batch.items():  # newer changes win
                     self._pending.setdefault(ident, change)
+                self._cdrs[:0] = records
+                if self._pool is not None:
+                    for ident, holding in held.items():
+                        self._pool.changes.setdefault(ident, holding)
                 raise
+
+    async def _write_holdings(
+        self, conn: AsyncConnection, held: dict[tuple[str, str, str], LicenceHolding | None]
+    ) -> None:
+        for (tenant, kind, holder), holding in held.items():
+            await conn.execute(
+                delete(licences).where(
+                    licences.c.tenant == tenant,
+                    licences.c.kind == kind,
+                    licences.c.holder == holder,
+                )
+            )
+            if holding is not None:
+                await conn.execute(licences.insert().values(
+                    tenant=tenant, kind=kind, holder=holder, node=holding.node,
+                    since=holding.since))
+
+    async def load_cdrs(
+        self, tenant: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[CdrRecord]:
+        query = select(cdrs).order_by(cdrs.c.end, cdrs.c.id).limit(limit)
+        if tenant is not None:
+            query = query.where(cdrs.c.tenant == tenant)
+        if since is not None:
+            query = query.where(cdrs.c.end >= since)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_cdr_of(row) for row in rows]
 
     async def _write_batch(
         self, conn: AsyncConnection, batch: dict[_BindingId, BindingRecord | None]
@@ -378,6 +462,10 @@ class SqlStorage:
     async def acquire_licence(
         self, tenant: str, kind: str, holder: str, node: str, limit: int
     ) -> bool:
+        if self._pool is not None:
+            taken = self._pool.acquire(tenant, kind, holder, node, limit, time.time())
+            self._dirty.set()
+            return taken
         async with self._write() as conn:
             await self._lock_pool(conn, tenant, kind)
             mine = and_(
@@ -419,6 +507,10 @@ class SqlStorage:
         )
 
     async def release_licence(self, tenant: str, kind: str, holder: str) -> None:
+        if self._pool is not None:
+            self._pool.release(tenant, kind, holder)
+            self._dirty.set()
+            return
         async with self._write() as conn:
             await conn.execute(
                 delete(licences).where(
@@ -429,6 +521,11 @@ class SqlStorage:
             )
 
     async def licence_holders(self, tenant: str | None = None) -> list[LicenceHolding]:
+        if self._pool is not None:
+            return self._pool.holders(tenant)
+        return await self._db_licence_holders(tenant)
+
+    async def _db_licence_holders(self, tenant: str | None) -> list[LicenceHolding]:
         query = select(licences).order_by(licences.c.tenant, licences.c.kind, licences.c.since)
         if tenant is not None:
             query = query.where(licences.c.tenant == tenant)
@@ -437,6 +534,10 @@ class SqlStorage:
             return [LicenceHolding(r.tenant, r.kind, r.holder, r.node, r.since) for r in result]
 
     async def release_node(self, node: str) -> int:
+        if self._pool is not None:
+            released = self._pool.release_node(node)
+            await self.flush()
+            return released
         async with self._write() as conn:
             result = await conn.execute(delete(licences).where(licences.c.node == node))
             return result.rowcount
