@@ -41,15 +41,8 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from dialplan.schema import (
-    REFERENCE_ERROR,
-    Config,
-    Loc,
-    Problem,
-    Tenant,
-    domain_problems,
-    format_loc,
-)
+from dialplan.base import REFERENCE_ERROR, Loc, Problem, format_loc
+from dialplan.schema import Config, Tenant, domain_problems
 from switch.licence.document import (
     Licence,
     LicenceError,

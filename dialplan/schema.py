@@ -23,27 +23,42 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     StringConstraints,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from dialplan.base import (
+    Digits,
+    Loc,
+    Name,
+    Problem,
+    Secret,
+    duplicates,
+    raise_problems,
+    scalar_to_str,
+)
+from dialplan.base import Model as _Model
+from dialplan.checks import dialplan_problems, did_problems
+from dialplan.numbers import NumberFormat
+from dialplan.plan import (
+    CallerIdSetting,
+    Credit,
+    ExtensionPermission,
+    Forwarding,
+    InboundDid,
+    InternalCallerId,
+    Money,
+    OutboundRoute,
+    Pin,
+    Rate,
+    TenantSettings,
+)
 from switch.licence.document import Licence
 from switch.licence.policy import LicencePolicy
-
-Loc = tuple[str | int, ...]
-Problem = tuple[Loc, str]
-
-REFERENCE_ERROR = "reference_error"
-"""Pydantic error type of cross-reference checks; ``ctx["problems"]`` lists them."""
 
 Transport = Literal["udp", "tcp", "tls"]
 HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]+$", to_lower=True)]
@@ -70,27 +85,6 @@ def _check_host(value: str) -> str:
     return value.lower()
 
 
-def _scalar_to_str(value: object) -> object:
-    """YAML reads ``number: 100`` as an int; numbers and secrets are strings."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _check_digits(value: str) -> str:
-    """Dialled numbers: 1 to 15 digits (E.164 length)."""
-    if not re.fullmatch(r"[0-9]{1,15}", value):
-        raise ValueError(f"expected 1 to 15 digits, got {value!r}")
-    return value
-
-
-def _check_name(value: str) -> str:
-    """Identifiers operators refer to: letters, digits, ``_.-``."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-        raise ValueError(f"{value!r}: use letters, digits, '_', '.' and '-'")
-    return value
-
-
 def _parse_network(value: object) -> object:
     """``10.0.0.1`` or ``10.0.0.0/8`` (host bits must be clear) to a network."""
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
@@ -108,48 +102,8 @@ Host = Annotated[
     BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
     StringConstraints(min_length=1),
 ]
-Digits = Annotated[str, BeforeValidator(_scalar_to_str), AfterValidator(_check_digits)]
-Name = Annotated[str, AfterValidator(_check_name)]
-Secret = Annotated[SecretStr, BeforeValidator(_scalar_to_str)]
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_parse_network)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-class _Model(BaseModel):
-    """Common model settings: immutable, unknown keys are errors."""
-
-    # hide_input_in_errors: a ValidationError must never echo a password.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-def _raise_problems(problems: list[Problem]) -> None:
-    """Raise one ``reference_error`` carrying every problem, if there are any."""
-    if problems:
-        summary = "; ".join(message for _, message in problems)
-        raise PydanticCustomError(
-            REFERENCE_ERROR, "{summary}", {"summary": summary, "problems": tuple(problems)}
-        )
-
-
-def _duplicates(entries: Iterable[tuple[Loc, str]], what: str) -> list[Problem]:
-    """A problem for every entry whose value was already seen earlier."""
-    seen: dict[str, Loc] = {}
-    problems: list[Problem] = []
-    for loc, value in entries:
-        if value in seen:
-            first = format_loc(seen[value])
-            problems.append((loc, f"duplicate {what} {value!r} (first used at {first})"))
-        else:
-            seen[value] = loc
-    return problems
-
-
-def format_loc(loc: Loc) -> str:
-    """``("groups", 0, "members")`` -> ``groups[0].members``."""
-    text = ""
-    for step in loc:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
-    return text
 
 
 # --------------------------------------------------------------------------- global
@@ -358,12 +312,34 @@ class Extension(_Model):
         description="UC bundle (voicemail, fax, video, mobility, app sharing, myPBX); "
         "needs a PBX-UC licence.",
     )
+    permission: ExtensionPermission = Field(
+        default="tenant",
+        description="Calls allowed: internal, national, international, or tenant "
+        "(the tenant's settings.permission).",
+    )
+    max_price_per_minute: Money | None = Field(
+        default=None,
+        description="Refuse destinations dearer than this per minute (and those without "
+        "a rate); in settings.currency.",
+    )
+    pin: Pin | None = Field(
+        default=None, description="4 to 12 digits the user must enter before outgoing calls."
+    )
+    external_caller_id: CallerIdSetting | None = Field(
+        default=None,
+        description="Number shown on outgoing calls: one of the tenant's DIDs, or "
+        "'restricted' to withhold it. Default: settings.external_caller_id.",
+    )
+    internal_caller_id: InternalCallerId | None = Field(
+        default=None, description="Number and/or name shown to other extensions instead."
+    )
+    forward: Forwarding = Field(default_factory=Forwarding, description="Call forwarding.")
 
     @model_validator(mode="before")
     @classmethod
     def _username_defaults_to_number(cls, data: Any) -> Any:
         if isinstance(data, dict) and "username" not in data and "number" in data:
-            return {**data, "username": _scalar_to_str(data["number"])}
+            return {**data, "username": scalar_to_str(data["number"])}
         return data
 
     @model_validator(mode="after")
@@ -423,6 +399,18 @@ with warnings.catch_warnings():
         allowed_ips: list[Network] = Field(
             default_factory=list, description="Addresses (IP or CIDR) calls may come from."
         )
+        trusted: bool = Field(
+            default=False,
+            description="Inside our trust domain: send it P-Asserted-Identity (RFC 3325).",
+        )
+        number_format: NumberFormat = Field(
+            default="e164",
+            description="How called numbers are sent: e164 (+48...), national (0...) or "
+            "international (0048...).",
+        )
+        max_channels: int | None = Field(
+            default=None, ge=1, description="Most simultaneous calls over this trunk."
+        )
 
         @field_validator("host")
         @classmethod
@@ -444,6 +432,19 @@ class Tenant(_Model):
     extensions: list[Extension] = Field(default_factory=list, description="Users.")
     groups: list[Group] = Field(default_factory=list, description="Hunt groups.")
     trunks: list[Trunk] = Field(default_factory=list, description="SIP trunks.")
+    settings: TenantSettings = Field(
+        default_factory=TenantSettings, description="Numbering plan, feature codes, defaults."
+    )
+    rates: list[Rate] = Field(
+        default_factory=list, description="Prices per destination prefix (longest match)."
+    )
+    credit: Credit | None = Field(default=None, description="Credit limit of the tenant.")
+    outbound_routes: list[OutboundRoute] = Field(
+        default_factory=list, description="Outbound rules, tried in order; first match wins."
+    )
+    inbound: list[InboundDid] = Field(
+        default_factory=list, description="The tenant's DIDs and where calls to them go."
+    )
 
     @field_validator("domain")
     @classmethod
@@ -452,7 +453,7 @@ class Tenant(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        _raise_problems(tenant_problems(self))
+        raise_problems(tenant_problems(self))
         return self
 
 
@@ -460,24 +461,24 @@ def tenant_problems(tenant: Tenant) -> list[Problem]:
     """Cross-reference problems inside one tenant, located relative to it."""
     numbers = [(("extensions", i, "number"), e.number) for i, e in enumerate(tenant.extensions)]
     numbers += [(("groups", i, "number"), g.number) for i, g in enumerate(tenant.groups)]
-    problems = _duplicates(numbers, "number")
-    problems += _duplicates(
+    problems = duplicates(numbers, "number")
+    problems += duplicates(
         ((("extensions", i, "username"), e.username) for i, e in enumerate(tenant.extensions)),
         "username",
     )
-    problems += _duplicates(
+    problems += duplicates(
         ((("trunks", i, "name"), t.name) for i, t in enumerate(tenant.trunks)), "trunk name"
     )
     extensions = {e.number for e in tenant.extensions}
     for g, group in enumerate(tenant.groups):
         loc: Loc = ("groups", g, "members")
-        problems += _duplicates((((*loc, m), n) for m, n in enumerate(group.members)), "member")
+        problems += duplicates((((*loc, m), n) for m, n in enumerate(group.members)), "member")
         problems += [
             ((*loc, m), f"dangling reference: no extension {n!r} in this tenant")
             for m, n in enumerate(group.members)
             if n not in extensions
         ]
-    return problems
+    return problems + dialplan_problems(tenant)
 
 
 # --------------------------------------------------------------------------- root
@@ -543,7 +544,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        _raise_problems(domain_problems(self.tenants) + self._ha1_problems())
+        raise_problems(domain_problems(self.tenants) + self._ha1_problems())
         return self
 
     def _ha1_problems(self) -> list[Problem]:
@@ -585,7 +586,8 @@ class Config(_Model):
 
 
 def domain_problems(tenants: Sequence[Tenant]) -> list[Problem]:
-    """Tenants sharing a domain, located as ``("tenants", index, "domain")``."""
+    """Tenants sharing a domain, located as ``("tenants", index, "domain")``, and
+    DIDs routed to more than one tenant (a DID reaches exactly one tenant)."""
     first: dict[str, Tenant] = {}
     problems: list[Problem] = []
     for i, tenant in enumerate(tenants):
@@ -598,4 +600,4 @@ def domain_problems(tenants: Sequence[Tenant]) -> list[Problem]:
                     f"{tenant.domain!r} (also used by tenant {other.name!r})",
                 )
             )
-    return problems
+    return problems + did_problems(tenants)

@@ -209,5 +209,26 @@ def registrations(
             typer.echo(f"{aor['aor']}\t{c['uri']}\t{c['expires']}s\t{c['source']}\t{state_text}")
 
 
+@app.command()
+def route(
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Calling extension, or the caller's number for an inbound call to a DID.",
+        ),
+    ],
+    to: Annotated[str, typer.Option("--to", help="Dialled number (or DID).")],
+    config: ConfigDir = Path("config"),
+    tenant: Annotated[
+        Optional[str], typer.Option("--tenant", help="Tenant domain (default: that of --from).")
+    ] = None,
+) -> None:
+    """Show exactly what the dialplan would do with a call (exit 0 routed, 2 refused)."""
+    from .route_cli import route_command
+
+    raise typer.Exit(route_command(config, from_, to, tenant))
+
+
 def main() -> None:
     app()
