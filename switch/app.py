@@ -25,7 +25,12 @@ from dialplan.loader import ConfigError, load_config
 from dialplan.schema import Config, ListenAddress
 from dialplan.watch import ConfigFingerprint
 
+from dialplan.routing import Router
+
 from . import __version__
+from .b2bua.identify import CallerIdentifier
+from .b2bua.manager import CallManager
+from .b2bua.plan import BusyLookup, DialplanPlan
 from .control import ControlServer
 from .dispatch import Dispatcher
 from .registrar.location import AorKey, Binding
@@ -95,6 +100,7 @@ class Switch:
     storage: Storage | None = None
     registrar: RegistrarRuntime | None = None
     control: ControlServer | None = None
+    calls: CallManager | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _fingerprint: ConfigFingerprint | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -143,11 +149,39 @@ class Switch:
         )
         service = await self.registrar.start()
         dispatcher.register("REGISTER", service.on_register)
+        self.calls = self._call_manager()
+        for method in ("INVITE", "BYE", "UPDATE", "INFO"):
+            handler = self.calls.on_invite if method == "INVITE" else self.calls.on_in_dialog
+            dispatcher.register(method, handler)
+        dispatcher.ack_handler = self.calls.on_ack
+        dispatcher.cancel_handler = self.calls.on_cancel
         assert self.endpoint is not None
         self.endpoint.blocked = self.registrar.is_banned
         self.control = ControlServer(self.state_dir)
         self._register_commands(self.control)
         await self.control.start()
+
+    def _call_manager(self) -> CallManager:
+        assert self.core is not None and self.registrar is not None
+        assert self.registrar.registrar is not None and self.endpoint is not None
+        loop = asyncio.get_running_loop()
+        return CallManager(
+            self.config, self.core, *self._call_routing(self.config),
+            self.storage, self.registrar.bans,  # type: ignore[arg-type]
+            local_address=self.endpoint.local_address,
+            call_at=loop.call_at, send=self.send_outputs, now=loop.time,
+        )
+
+    def _call_routing(self, config: Config) -> tuple[CallerIdentifier, DialplanPlan]:
+        """Caller identification and dialplan for new calls (rebuilt on reload;
+        calls in progress keep the rules they started with)."""
+        assert self.registrar is not None and self.registrar.registrar is not None
+        reg = self.registrar.registrar
+        identifier = CallerIdentifier(config, reg.directory, reg.auth)
+        plan = DialplanPlan(config, Router(config), self.registrar.location, BusyLookup(config))
+        if self.calls is not None:
+            plan.busy.active = self.calls.plan.busy.active
+        return identifier, plan
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background; its failure is logged, never lost."""
@@ -232,6 +266,10 @@ class Switch:
         self.config = config
         if self.registrar is not None:
             self.registrar.apply_config(config)
+        if self.calls is not None:
+            self.calls.config = config
+            self.calls.identifier, self.calls.plan = self._call_routing(config)
+            self.calls.router = self.calls.plan.router
         if self.endpoint is not None:
             limits = endpoint_limits(config)
             self.endpoint.limits = limits

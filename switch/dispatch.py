@@ -16,7 +16,7 @@ from typing import Callable
 from .sip.builders import make_response, new_tag
 from .sip.core import KNOWN_METHODS, SipCore
 from .sip.errors import SipError
-from .sip.events import CancelReceived, RequestReceived
+from .sip.events import AckReceived, CancelReceived, RequestReceived
 from .sip.headers import parse_token_list
 from .sip.message import Request, Response
 from .sip.uri import AbsoluteUri
@@ -38,6 +38,8 @@ class Dispatcher:
         self.core = core
         self.server_name = server_name
         self.handlers: dict[str, RequestHandler] = {"OPTIONS": self._options}
+        self.ack_handler: Callable[[AckReceived, float], list[object]] | None = None
+        self.cancel_handler: Callable[[CancelReceived, float], list[object] | None] | None = None
 
     @property
     def allowed(self) -> str:
@@ -56,8 +58,14 @@ class Dispatcher:
         if isinstance(event, RequestReceived):
             return self._on_request(event, now)
         if isinstance(event, CancelReceived):
+            if self.cancel_handler is not None:
+                handled = self.cancel_handler(event, now)
+                if handled is not None:
+                    return handled
             return self._on_cancel(event, now)
-        return []  # responses, timeouts and ACKs matter to dialogs, not here
+        if isinstance(event, AckReceived) and self.ack_handler is not None:
+            return self.ack_handler(event, now)
+        return []  # stray responses and timeouts of nobody's transactions
 
     def _on_request(self, event: RequestReceived, now: float) -> list[object]:
         req = event.request

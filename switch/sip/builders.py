@@ -74,13 +74,15 @@ def make_ack(invite: Request, response: Response) -> Request:
     return ack
 
 
-def make_cancel(invite: Request) -> Request:
-    """CANCEL for a pending INVITE (RFC 3261 §9.1)."""
+def make_cancel(invite: Request, reason: str | None = None) -> Request:
+    """CANCEL for a pending INVITE (RFC 3261 §9.1), with an RFC 3326 ``Reason``."""
     fields: list[Field] = [("Via", "via", str(invite.top_via))]
     for name, key, value in invite.fields:
         if key in ("from", "to", "call-id", "route", "max-forwards"):
             fields.append((name, key, value))
     fields.append(("CSeq", "cseq", f"{invite.cseq.seq} CANCEL"))
+    if reason is not None:
+        fields.append(("Reason", "reason", reason))
     cancel = Request("CANCEL", invite.uri_text, fields)
     cancel.body = b""
     return cancel

@@ -151,6 +151,7 @@ class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
         "_a_interval",
         "_ack",
         "_cancel",
+        "cancel_reason",
         "timer_a",
         "timer_b",
         "timer_c",
@@ -183,6 +184,7 @@ class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
         self._ack: Request | None = None
         # None: not asked; False: asked, waiting for a 1xx; True: sent.
         self._cancel: bool | None = None
+        self.cancel_reason: str | None = None  # RFC 3326 Reason of our CANCEL
 
     # -- inputs ------------------------------------------------------------
     def start(self, now: float) -> list[Output]:
@@ -255,7 +257,7 @@ class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
         self._cancel = True
         self.timer_c = None
         self.timer_b = now + self.timers.timer_b  # RFC 3261 §9.1: 64*T1 for a final
-        out.append(StartCancel(self.handle, make_cancel(self.request)))
+        out.append(StartCancel(self.handle, make_cancel(self.request, self.cancel_reason)))
 
     def _timer_c_deadline(self, now: float) -> float | None:
         c = self.timers.timer_c

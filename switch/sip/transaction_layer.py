@@ -130,8 +130,9 @@ class TransactionLayer:
             raise TransactionError("request has no Via branch")
         return self._start_client(request, dest, now, owner, silent=False)
 
-    def cancel(self, handle: Handle, now: float) -> list[Output]:
-        """CANCEL the INVITE of ``handle`` (RFC 3261 §9.1).
+    def cancel(self, handle: Handle, now: float, reason: str | None = None) -> list[Output]:
+        """CANCEL the INVITE of ``handle`` (RFC 3261 §9.1), with ``reason`` as its
+        RFC 3326 Reason header if given.
 
         Sent at once if a provisional response has arrived, else when the
         first one does; nothing if a final response has (or the transaction
@@ -142,6 +143,7 @@ class TransactionLayer:
             return []
         if not isinstance(txn, ClientInviteTransaction):
             raise TransactionError("only a client INVITE transaction can be cancelled")
+        txn.cancel_reason = reason
         return self._after(txn, txn.cancel(now), now)
 
     def receive_response(self, response: Response, source: Address, now: float) -> list[Output]:

@@ -97,8 +97,8 @@ def test_demo_config_loads() -> None:
     assert demo.groups[0].strategy == "sequential"
     assert demo.groups[0].members == ["100", "101", "102"]
     trunk = demo.trunks[0]
-    assert (trunk.host, trunk.port, trunk.register) == ("127.0.0.1", 5080, False)
-    assert trunk.allowed_ips == [ipaddress.ip_network("127.0.0.1/32")]
+    assert (trunk.host, trunk.port, trunk.register) == ("127.0.0.2", 5080, False)
+    assert trunk.allowed_ips == [ipaddress.ip_network("127.0.0.2/32")]
     assert config.state_dir == REPO / "var"
 
 

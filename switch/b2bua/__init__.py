@@ -1,0 +1,1 @@
+"""The back-to-back user agent: every call is two (or more) independent dialogs."""

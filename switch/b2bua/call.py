@@ -1,0 +1,568 @@
+"""One call across the switch: the caller's leg (A) and the legs it rings (B).
+
+Theory of operation
+-------------------
+Leg A is the dialog with the caller: we are its UAS.  Each B leg is an
+INVITE we send as a UAC, one per device or trunk being tried; several B legs
+at once are a fork (an extension's phones ringing in parallel).  The call
+goes through *attempts*: ring these targets for so long.  When an attempt
+ends without an answer, the call's ``Plan`` (forwarding, failover: the
+dialplan's business, see ``plan.py``) says what next: another attempt, or
+the final status for the caller.
+
+* B provisionals are relayed to A (180, or 183 with early media), under the
+  one To-tag leg A has for the whole call.
+* The first B 2xx wins: it is ACKed, the other forks get CANCEL with
+  ``Reason: SIP;cause=200;text="Call completed elsewhere"``, and A gets the
+  200, retransmitted until A's ACK (RFC 3261 §13.3.1.4).  A late 2xx from
+  another fork is ACKed and hung up.
+* A's CANCEL ends every fork (487 to A); BYE from either side ends both;
+  re-INVITE, UPDATE and INFO are relayed to the other leg and their answer
+  relayed back; a glare is answered 491 by the dialog.
+* Everything is released when the call ends: timers, dialog index entries,
+  the media hook; the CDR is written.
+
+Outputs are raw transaction-layer outputs (``Send``, events); from a timer
+they go out through ``env.send``.  The call reads no clock and owns no socket.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from ..sip.address import Address
+from ..sip.builders import make_response, new_branch, new_call_id, new_tag
+from ..sip.dialog import Dialog, DialogError, DialogId
+from ..sip.dialog_invite import AckTimeout, InviteSessionUAS
+from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
+from ..sip.headers import Via
+from ..sip.message import Request, Response, new_request
+from ..sip.timers import TimerConfig
+
+log = logging.getLogger("centrala.call")
+
+ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+RELAYED_HEADERS = ("content-type", "allow", "supported", "accept", "reason", "session-expires")
+
+
+class CallState(Enum):
+    ROUTING = "routing"
+    RINGING = "ringing"  # B legs out, no answer yet
+    ANSWERED = "answered"  # 2xx sent to A
+    ENDED = "ended"
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class CallEnv(Protocol):
+    """What a call needs from the switch around it."""
+
+    timers: TimerConfig
+
+    def respond(self, handle: int, resp: Response, now: float) -> list[object]: ...
+    def send_request(
+        self, req: Request, dest: Address, now: float, owner: object
+    ) -> tuple[int, list[object]]: ...
+    def cancel(self, handle: int, now: float, reason: str | None) -> list[object]: ...
+    def via(self, dest: Address) -> Via: ...
+    def contact(self, dest: Address) -> str: ...
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
+    def now(self) -> float: ...
+    def send(self, outputs: list[object]) -> None: ...
+    def index(self, dialog_id: DialogId, call: "Call", side: str) -> None: ...
+    def unindex(self, dialog_id: DialogId) -> None: ...
+    def ended(self, call: "Call") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One destination of an attempt: a registered device or a trunk."""
+
+    uri: str  # Request-URI of the B INVITE
+    to: str  # To header value
+    dest: Address
+    label: str  # for logs and the CDR: "101", "trunk:carrier"
+    from_: str  # From header value (caller ID as this target sees it)
+    extra_headers: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    targets: tuple[Target, ...]
+    ring_time_s: float | None  # None: until a final response
+    kind: str  # "extension", "trunk", ...: the plan reads outcomes by kind
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended without an answer."""
+
+    reason: str  # busy | no_answer | unavailable | failed
+    status: int
+    phrase: str | None = None
+
+
+class Plan(Protocol):
+    """What to do when an attempt fails (forwarding, failover)."""
+
+    def next(self, call: "Call", attempt: Attempt, outcome: Outcome) -> Attempt | Outcome: ...
+
+
+class BLeg:
+    __slots__ = ("call", "target", "invite", "handle", "dialog", "status", "done", "answered")
+
+    def __init__(self, call: "Call", target: Target, invite: Request) -> None:
+        self.call = call
+        self.target = target
+        self.invite = invite
+        self.handle = 0
+        self.dialog: Dialog | None = None
+        self.status = 0
+        self.done = False
+        self.answered = False
+
+    def __call__(self, event: object, now: float) -> list[object]:
+        """Transaction events of this leg's INVITE (the leg is the owner)."""
+        return self.call.on_b_event(self, event, now)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What the CDR needs, filled as the call goes."""
+
+    start: float
+    answer: float | None = None
+    end: float | None = None
+    disposition: str = "failed"
+    cause: int = 0
+    side: str = "system"
+    callee: str = ""
+    legs: list[dict[str, object]] = field(default_factory=list)
+
+
+class Call:
+    def __init__(
+        self,
+        env: CallEnv,
+        plan: Plan,
+        invite: Request,
+        handle: int,
+        source: Address,
+        now: float,
+        *,
+        ref: str | None = None,
+    ) -> None:
+        self.env = env
+        self.plan = plan
+        self.ref = ref or secrets.token_hex(8)
+        self.a_invite = invite
+        self.a_handle = handle
+        self.a_source = source
+        self.a_tag = new_tag()
+        self.a_dialog: Dialog | None = None
+        self.a_session: InviteSessionUAS | None = None
+        self.b_legs: list[BLeg] = []
+        self.winner: BLeg | None = None
+        self.attempt: Attempt | None = None
+        self.state = CallState.ROUTING
+        self.record = CallRecord(start=now)
+        self.early_sent = False
+        self.pending: dict[tuple[str, int], tuple[str, int, Request]] = {}  # relayed requests
+        self._timers: dict[str, Cancellable] = {}
+        self.data: dict[str, object] = {}  # what the plan wants to remember
+
+    def __repr__(self) -> str:
+        return f"<Call {self.ref} {self.state.value}>"
+
+    # -- attempts -----------------------------------------------------------------
+    def start(self, attempt: Attempt, now: float) -> list[object]:
+        if self.state is CallState.ENDED:
+            return []
+        self.attempt = attempt
+        self.state = CallState.RINGING
+        self._cancel_timer("ring")
+        out: list[object] = []
+        for target in attempt.targets:
+            out += self._send_b_invite(target, now)
+        if attempt.ring_time_s is not None:
+            self._arm("ring", now + attempt.ring_time_s, self._ring_timeout)
+        if not attempt.targets:
+            out += self._attempt_over(Outcome("unavailable", 480), now)
+        return out
+
+    def _send_b_invite(self, target: Target, now: float) -> list[object]:
+        a = self.a_invite
+        max_forwards = (a.max_forwards if a.max_forwards is not None else 70) - 1
+        headers: list[tuple[str, object]] = [
+            ("Via", self.env.via(target.dest).with_param("branch", new_branch())),
+            ("Max-Forwards", max(max_forwards, 0)),
+            ("From", f"{target.from_};tag={new_tag()}"),
+            ("To", target.to),
+            ("Call-ID", new_call_id(self.ref)),
+            ("CSeq", "1 INVITE"),
+            ("Contact", self.env.contact(target.dest)),
+        ]
+        headers += [(k.title(), v) for k, v in self._relayed(a) if k != "content-type"]
+        headers += list(target.extra_headers)
+        if a.body:
+            headers.append(("Content-Type", a.get("content-type") or "application/sdp"))
+        invite = new_request("INVITE", target.uri, headers, a.body)
+        leg = BLeg(self, target, invite)
+        self.b_legs.append(leg)
+        leg.handle, out = self.env.send_request(invite, target.dest, now, leg)
+        return out
+
+    @staticmethod
+    def _relayed(msg: Request | Response) -> list[tuple[str, str]]:
+        return [(k, v) for _, k, v in msg.fields if k in RELAYED_HEADERS]
+
+    def _ring_timeout(self) -> None:
+        now = self._now()
+        out = self._cancel_forks(now, None)
+        for leg in self.b_legs:
+            leg.done = True
+        out += self._attempt_over(Outcome("no_answer", 480, "No answer"), now)
+        self.env.send(out)
+
+    def _attempt_over(self, outcome: Outcome, now: float) -> list[object]:
+        assert self.attempt is not None
+        self._cancel_timer("ring")
+        step = self.plan.next(self, self.attempt, outcome)
+        if isinstance(step, Attempt):
+            self.b_legs = [leg for leg in self.b_legs if not leg.done]
+            return self.start(step, now)
+        return self.fail(step.status, step.phrase, now)
+
+    # -- B leg events --------------------------------------------------------------
+    def on_b_event(self, leg: BLeg, event: object, now: float) -> list[object]:
+        if isinstance(event, ResponseReceived):
+            return self._on_b_response(leg, event.response, now)
+        if isinstance(event, (TransactionTimeout, TransportError)) and not leg.done:
+            leg.done, leg.status = True, 408 if isinstance(event, TransactionTimeout) else 503
+            return self._fork_finished(now)
+        return []
+
+    def _on_b_response(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+        status = resp.status
+        if status < 200:
+            return self._on_b_provisional(leg, resp, now) if status > 100 else []
+        if status < 300:
+            return self._on_b_answer(leg, resp, now)
+        if leg.done:
+            return []
+        leg.done, leg.status = True, status
+        self.record.legs.append({"to": leg.target.label, "status": status})
+        return self._fork_finished(now)
+
+    def _on_b_provisional(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+        if self.state is not CallState.RINGING or leg.done:
+            return []
+        if resp.to.tag and leg.dialog is None and resp.has("contact"):
+            leg.dialog = Dialog.from_uac(leg.invite, resp)
+        if self.early_sent and not resp.body:
+            return []
+        self.early_sent = True
+        status = 183 if resp.body else 180
+        reason = resp.reason if status == resp.status else None
+        return self._to_a(status, reason, resp.body, self._relayed(resp), now)[1]
+
+    def _on_b_answer(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+        dialog = leg.dialog
+        if dialog is None or dialog.id.remote_tag != resp.to.tag:
+            dialog = Dialog.from_uac(leg.invite, resp)
+        else:
+            outcome = dialog.receive_response(resp)
+            if outcome.retransmission and outcome.ack is not None:
+                return [Send(outcome.ack, leg.target.dest)]
+        ack = dialog.ack_for_2xx(leg.invite.cseq.seq, self.env.via(leg.target.dest))
+        out: list[object] = [Send(ack, leg.target.dest)]
+        if self.winner is not None or self.state is not CallState.RINGING:
+            # a second fork answered too late: it is ACKed and hung up (§13.2.2.4)
+            leg.done = True
+            return out + self._bye(dialog, leg.target.dest, now)
+        leg.dialog, leg.done, leg.answered, leg.status = dialog, True, True, resp.status
+        self.winner = leg
+        self.env.index(dialog.id, self, "b")
+        self._cancel_timer("ring")
+        out += self._cancel_forks(now, ELSEWHERE)
+        self.record.answer = now
+        self.record.callee = leg.target.label
+        self.record.legs.append({"to": leg.target.label, "status": resp.status})
+        self.state = CallState.ANSWERED
+        return out + self._answer_a(resp, now)
+
+    def _fork_finished(self, now: float) -> list[object]:
+        if self.state is not CallState.RINGING or any(not leg.done for leg in self.b_legs):
+            return []
+        statuses = [leg.status for leg in self.b_legs]
+        return self._attempt_over(classify(statuses), now)
+
+    def _cancel_forks(self, now: float, reason: str | None) -> list[object]:
+        out: list[object] = []
+        for leg in self.b_legs:
+            if not leg.done and leg is not self.winner:
+                out += self.env.cancel(leg.handle, now, reason)
+                if reason == ELSEWHERE:
+                    leg.done = True
+        return out
+
+    # -- leg A ---------------------------------------------------------------------
+    def _to_a(
+        self,
+        status: int,
+        reason: str | None,
+        body: bytes,
+        relayed: list[tuple[str, str]],
+        now: float,
+    ) -> tuple[Response, list[object]]:
+        resp = make_response(self.a_invite, status, reason, to_tag=self.a_tag)
+        resp.add("Contact", self.env.contact(self.a_source))
+        for key, value in relayed:
+            if key != "content-type":
+                resp.add(key.title(), value)
+        if body:
+            resp.add("Content-Type", dict(relayed).get("content-type", "application/sdp"))
+        resp.body = body
+        if self.a_dialog is None:
+            self.a_dialog = Dialog.from_uas(self.a_invite, resp, self.env.contact(self.a_source))
+            self.env.index(self.a_dialog.id, self, "a")
+        else:
+            self.a_dialog.send_response(resp)
+        return resp, self.env.respond(self.a_handle, resp, now)
+
+    def _answer_a(self, b_resp: Response, now: float) -> list[object]:
+        """200 to A, retransmitted until A's ACK (RFC 3261 §13.3.1.4)."""
+        resp, out = self._to_a(200, None, b_resp.body, self._relayed(b_resp), now)
+        self.a_session = InviteSessionUAS(resp, self.a_source, now, self.env.timers, self)
+        self._arm_session(now)
+        return out
+
+    def _arm_session(self, now: float) -> None:
+        session = self.a_session
+        if session is None:
+            return
+        deadline = session.next_timer()
+        if deadline is not None:
+            self._arm("a2xx", deadline, self._session_timer)
+
+    def _session_timer(self) -> None:
+        session = self.a_session
+        if session is None:
+            return
+        now = self._now()
+        out: list[object] = []
+        for item in session.handle_timer(now):
+            if isinstance(item, AckTimeout):  # §13.3.1.4: no ACK, no call
+                out += self.hangup(now, "system", 408)
+            else:
+                out.append(item)
+        self._arm_session(now)
+        self.env.send(out)
+
+    def fail(self, status: int, phrase: str | None, now: float) -> list[object]:
+        if self.state is CallState.ENDED:
+            return []
+        resp = make_response(self.a_invite, status, phrase, to_tag=self.a_tag)
+        out = self.env.respond(self.a_handle, resp, now)
+        self.record.cause = status
+        self.record.disposition = disposition_of(status)
+        return out + self._end(now)
+
+    def on_a_cancel(self, now: float) -> list[object]:
+        """CANCEL from the caller (the layer already answered it 200)."""
+        if self.state is not CallState.RINGING and self.state is not CallState.ROUTING:
+            return []
+        out = self._cancel_forks(now, None)
+        out += self.fail(487, None, now)
+        self.record.disposition, self.record.side = "cancelled", "caller"
+        return out
+
+    def on_a_ack(self, ack: Request, now: float) -> list[object]:
+        if self.a_session is not None and self.a_session.ack_received(ack):
+            self.a_session = None
+            self._cancel_timer("a2xx")
+        return []
+
+    # -- in-dialog requests ---------------------------------------------------------
+    def on_request(self, side: str, req: Request, handle: int, now: float) -> list[object]:
+        dialog = self.a_dialog if side == "a" else (self.winner.dialog if self.winner else None)
+        if dialog is None:
+            return self.env.respond(handle, make_response(req, 481), now)
+        check = dialog.receive_request(req)
+        if not check.ok:
+            resp = make_response(req, check.status, check.reason)
+            for name, value in check.headers:
+                resp.add(name, value)
+            return self.env.respond(handle, resp, now)
+        if req.method == "BYE":
+            out = self.env.respond(handle, make_response(req, 200), now)
+            return out + self.hangup(now, "caller" if side == "a" else "callee", 200, skip=side)
+        return self._relay_request(side, req, handle, now)
+
+    def _relay_request(self, side: str, req: Request, handle: int, now: float) -> list[object]:
+        other = self._other(side)
+        if other is None or self.state is not CallState.ANSWERED:
+            return self.env.respond(handle, make_response(req, 481), now)
+        dialog, dest = other
+        try:
+            relayed = dialog.new_request(
+                req.method, self.env.via(dest), body=req.body,
+                content_type=req.get("content-type"),
+                extra_headers=[(k.title(), v) for k, v in self._relayed(req)
+                               if k != "content-type"],
+            )
+        except DialogError:
+            return self.env.respond(handle, make_response(req, 491), now)
+        relay = _Relay(self, side, req, handle, relayed)
+        return self.env.send_request(relayed, dest, now, relay)[1]
+
+    def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[object]:
+        other = self._other(relay.side)
+        if other is not None:
+            other[0].receive_response(resp)
+        out: list[object] = []
+        if resp.status >= 200 and relay.request.method == "INVITE" and resp.status < 300 and other:
+            ack = other[0].ack_for_2xx(relay.request.cseq.seq, self.env.via(other[1]))
+            out.append(Send(ack, other[1]))
+        answer = make_response(relay.original, resp.status, resp.reason)
+        for key, value in self._relayed(resp):
+            if key != "content-type":
+                answer.add(key.title(), value)
+        if resp.body:
+            answer.add("Content-Type", resp.get("content-type") or "application/sdp")
+        if relay.original.method in ("INVITE", "UPDATE") and resp.status < 300:
+            src = self.a_source if relay.side == "a" else self.winner.target.dest  # type: ignore[union-attr]
+            answer.add("Contact", self.env.contact(src))
+        answer.body = resp.body
+        own = self.a_dialog if relay.side == "a" else self.winner.dialog  # type: ignore[union-attr]
+        if own is not None:
+            own.send_response(answer)
+        return out + self.env.respond(relay.handle, answer, now)
+
+    def _other(self, side: str) -> tuple[Dialog, Address] | None:
+        if side == "a":
+            if self.winner is None or self.winner.dialog is None:
+                return None
+            return self.winner.dialog, self.winner.target.dest
+        return (self.a_dialog, self.a_source) if self.a_dialog is not None else None
+
+    # -- ending ------------------------------------------------------------------------
+    def hangup(self, now: float, side: str, cause: int, skip: str | None = None) -> list[object]:
+        """End an answered call: BYE to every leg but ``skip``."""
+        if self.state is CallState.ENDED:
+            return []
+        out: list[object] = []
+        if skip != "a" and self.a_dialog is not None:
+            out += self._bye(self.a_dialog, self.a_source, now)
+        if skip != "b" and self.winner is not None and self.winner.dialog is not None:
+            out += self._bye(self.winner.dialog, self.winner.target.dest, now)
+        self.record.side, self.record.cause = side, cause
+        self.record.disposition = "answered" if self.record.answer is not None else "failed"
+        return out + self._end(now)
+
+    def _bye(self, dialog: Dialog, dest: Address, now: float) -> list[object]:
+        if dialog.terminated:
+            return []
+        try:
+            bye = dialog.new_request("BYE", self.env.via(dest))
+        except DialogError:
+            return []
+        dialog.terminate()
+        return self.env.send_request(bye, dest, now, _ignore)[1]
+
+    def _end(self, now: float) -> list[object]:
+        if self.state is CallState.ENDED:
+            return []
+        self.state = CallState.ENDED
+        self.record.end = now
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for dialog in (self.a_dialog, *(leg.dialog for leg in self.b_legs)):
+            if dialog is not None:
+                self.env.unindex(dialog.id)
+        self.env.ended(self)
+        return []
+
+    # -- timers ------------------------------------------------------------------------
+    def _arm(self, name: str, when: float, callback: Callable[[], None]) -> None:
+        self._cancel_timer(name)
+        self._timers[name] = self.env.call_at(when, callback)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def arm_max_duration(self, when: float) -> None:
+        self._arm("max", when, lambda: self.env.send(self.hangup(self._now(), "system", 408)))
+
+    def _now(self) -> float:
+        return self.env.now()
+
+    def legs_json(self) -> str:
+        return json.dumps(self.record.legs)
+
+
+class _Relay:
+    """Owner of a relayed in-dialog request: its answer goes back to the sender."""
+
+    __slots__ = ("call", "side", "original", "handle", "request")
+
+    def __init__(self, call: Call, side: str, original: Request, handle: int, request: Request):
+        self.call = call
+        self.side = side
+        self.original = original
+        self.handle = handle
+        self.request = request
+
+    def __call__(self, event: object, now: float) -> list[object]:
+        if isinstance(event, ResponseReceived):
+            if event.response.status < 200:
+                return []
+            return self.call.on_relay_response(self, event.response, now)
+        if isinstance(event, (TransactionTimeout, TransportError)):
+            answer = make_response(self.original, 408)
+            return self.call.env.respond(self.handle, answer, now)
+        return []
+
+
+def _ignore(event: object, now: float) -> list[object]:
+    return []
+
+
+def classify(statuses: list[int]) -> Outcome:
+    """How a set of fork failures reads (RFC 3261 §16.7 step 6, PBX-style)."""
+    if not statuses:
+        return Outcome("unavailable", 480)
+    if any(s in (486, 600) for s in statuses):
+        return Outcome("busy", 486)
+    if all(s in (408, 480, 503) or s == 0 for s in statuses):
+        return Outcome("unavailable", 480)
+    if any(s == 603 for s in statuses):
+        return Outcome("failed", 603)
+    best = min(s for s in statuses if s >= 300)
+    return Outcome("failed", best)
+
+
+def disposition_of(status: int) -> str:
+    if status == 487:
+        return "cancelled"
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480):
+        return "no_answer"
+    if status in (403, 404, 482, 483, 484, 488):
+        return "refused"
+    return "failed"
+
+
+__all__ = ["Attempt", "Call", "CallEnv", "CallState", "Outcome", "Plan", "Target", "classify"]

@@ -1,0 +1,247 @@
+"""The B2BUA as a transaction user: new INVITEs become calls, the rest is routed
+to the call and leg its dialog belongs to.
+
+Entry points (registered with the dispatcher): ``on_invite`` (a new call, or
+a re-INVITE inside one), ``on_in_dialog`` (BYE, UPDATE, INFO...), ``on_ack``
+(the ACK of a 2xx travels outside transactions) and ``on_cancel``.  The
+manager identifies the caller (``identify.py``), asks the router where the
+call goes, lets ``DialplanPlan`` turn that into attempts, and writes the CDR
+when the call ends.  Dead calls are cleaned up: no ACK for our 2xx, a call
+over ``max_duration_s``, or a leg that stops answering in-dialog requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from dialplan.decisions import ToTrunk
+from dialplan.routing import Router
+from dialplan.schema import Config
+
+from ..auth.bans import BanList, log_auth_failure
+from ..sip.address import Address
+from ..sip.builders import make_response, new_tag
+from ..sip.core import SipCore
+from ..sip.dialog import DialogId
+from ..sip.events import AckReceived, CancelReceived, RequestReceived
+from ..sip.headers import Via
+from ..sip.message import Request
+from ..sip.timers import TimerConfig
+from ..sip.uri import SipUri
+from ..storage.base import CdrRecord, Storage
+from .call import Call, Cancellable, CallState, Outcome
+from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
+from .plan import BusyLookup, CallContext, DialplanPlan
+
+log = logging.getLogger("centrala.b2bua")
+
+MAX_DURATION_S = 4 * 3600.0
+
+
+class CallManager:
+    def __init__(
+        self,
+        config: Config,
+        core: SipCore,
+        identifier: CallerIdentifier,
+        plan: DialplanPlan,
+        storage: Storage,
+        bans: BanList,
+        *,
+        local_address: Callable[[Address], tuple[str, str, int]],
+        call_at: Callable[[float, Callable[[], None]], Cancellable],
+        send: Callable[[list[object]], None],
+        now: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.core = core
+        self.identifier = identifier
+        self.plan = plan
+        self.storage = storage
+        self.bans = bans
+        self.timers: TimerConfig = core.settings.timers
+        self._local_address = local_address
+        self._call_at = call_at
+        self._send = send
+        self._now = now
+        self.calls: dict[str, Call] = {}
+        self._dialogs: dict[DialogId, tuple[Call, str]] = {}
+        self._by_invite: dict[int, Call] = {}
+        self.router: Router = plan.router
+
+    # -- CallEnv ----------------------------------------------------------------------
+    def respond(self, handle: int, resp: object, now: float) -> list[object]:
+        return self.core.respond(handle, resp, now)  # type: ignore[arg-type]
+
+    def send_request(self, req: Request, dest: Address, now: float, owner: object) -> tuple[int, list[object]]:
+        return self.core.send_request(req, dest, now, owner)  # type: ignore[return-value]
+
+    def cancel(self, handle: int, now: float, reason: str | None) -> list[object]:
+        return self.core.transactions.cancel(handle, now, reason)
+
+    def via(self, dest: Address) -> Via:
+        transport, host, port = self._local_address(dest)
+        return Via(transport.upper(), _bracket(host), port, (("branch", "z9hG4bK"), ("rport", None)))
+
+    def contact(self, dest: Address) -> str:
+        transport, host, port = self._local_address(dest)
+        param = "" if transport == "udp" else f";transport={transport}"
+        return f"<sip:centrala@{_bracket(host)}:{port}{param}>"
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        return self._call_at(when, callback)
+
+    def send(self, outputs: list[object]) -> None:
+        self._send(outputs)
+
+    def now(self) -> float:
+        return self._now()
+
+    def index(self, dialog_id: DialogId, call: Call, side: str) -> None:
+        self._dialogs[dialog_id] = (call, side)
+
+    def unindex(self, dialog_id: DialogId) -> None:
+        self._dialogs.pop(dialog_id, None)
+
+    def ended(self, call: Call) -> None:
+        self.calls.pop(call.ref, None)
+        self._by_invite.pop(call.a_handle, None)
+        ctx: CallContext = call.data["ctx"]  # type: ignore[assignment]
+        self.plan.busy.leave(ctx.tenant, ctx.caller_number)
+        if call.record.answer is not None:
+            self.plan.busy.leave(ctx.tenant, call.record.callee or None)
+        self.storage.put_cdr(self._cdr(call, ctx))
+        log.info("[%s] call %s -> %s ended: %s %s", call.ref, ctx.caller_number or ctx.caller_display,
+                 ctx.dialed, call.record.disposition, call.record.cause)
+
+    # -- new calls ------------------------------------------------------------------------
+    def on_invite(self, event: RequestReceived, now: float) -> list[object]:
+        req = event.request
+        if req.to.tag is not None:
+            return self.on_in_dialog(event, now)
+        caller = self.identifier.identify(req, event.source, time.time())
+        if isinstance(caller, NotIdentified):
+            return self._not_identified(event, caller, now)
+        ctx = self._context(req, caller)
+        if ctx is None:
+            return self._answer(event, 404, None, now)
+        call = Call(self, self.plan, req, event.handle, event.source, now)
+        call.data["ctx"] = ctx
+        self.calls[call.ref] = call
+        self._by_invite[event.handle] = call
+        self.plan.busy.enter(ctx.tenant, ctx.caller_number)
+        call.arm_max_duration(now + MAX_DURATION_S)
+        log.info("[%s] %s calls %s: %s", call.ref, ctx.caller_number or ctx.caller_display,
+                 ctx.dialed, type(ctx.decision).__name__)
+        step = self.plan.first(ctx)
+        if isinstance(step, Outcome):
+            return call.fail(step.status, step.phrase, now)
+        return call.start(step, now)
+
+    def _context(self, req: Request, caller: FromExtension | FromTrunk) -> CallContext | None:
+        uri = req.uri
+        dialed = uri.user_unescaped if isinstance(uri, SipUri) and uri.user else None
+        if not dialed:
+            return None
+        if isinstance(caller, FromExtension):
+            sub = caller.subscriber
+            decision = self.router.route_internal(sub.tenant, sub.number, dialed)
+            display = self._internal_from(sub.tenant, sub.number, sub.display_name)
+            ctx = CallContext(sub.tenant, display, sub.number, dialed, decision)
+            if isinstance(decision, ToTrunk):
+                ctx.direction = "outbound"
+            return ctx
+        decision = self.router.route_inbound(dialed)
+        caller_uri = req.from_
+        ctx = CallContext(caller.tenant, str(caller_uri.without_param("tag")), None, dialed,
+                          decision, direction="inbound")
+        ctx.trunk = caller.trunk.name
+        return ctx
+
+    def _internal_from(self, tenant: str, number: str, name: str) -> str:
+        cid = self.router.caller_id(tenant, number, "internal")
+        if cid is None:
+            return f'"{name}" <sip:{number}@{tenant}>'
+        shown = cid.from_name or name
+        return f'"{shown}" <{cid.from_uri(tenant)}>'
+
+    def _not_identified(self, event: RequestReceived, who: NotIdentified, now: float) -> list[object]:
+        result = who.failure
+        if result is not None:
+            src = event.source
+            log_auth_failure(src.host, src.port, result.username, who.realm or "-", "INVITE",
+                             result.reason)
+            user = f"{result.username}@{who.realm}" if result.username else None
+            self.bans.record_failure(src.host, user, time.time())
+        return self._answer(event, who.status, who.reason, now, who.headers)
+
+    # -- inside calls -------------------------------------------------------------------------
+    def on_in_dialog(self, event: RequestReceived, now: float) -> list[object]:
+        req = event.request
+        found = self._dialogs.get(_dialog_id(req))
+        if found is None:
+            return self._answer(event, 481, None, now)
+        call, side = found
+        return call.on_request(side, req, event.handle, now)
+
+    def on_ack(self, event: AckReceived, now: float) -> list[object]:
+        found = self._dialogs.get(_dialog_id(event.request))
+        if found is None or found[1] != "a":
+            return []
+        return found[0].on_a_ack(event.request, now)
+
+    def on_cancel(self, event: CancelReceived, now: float) -> list[object] | None:
+        """CANCEL of a call's INVITE; None if the INVITE is not a call's."""
+        if event.invite_handle is None:
+            return []
+        call = self._by_invite.get(event.invite_handle)
+        if call is None:
+            return None
+        return call.on_a_cancel(now)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _answer(
+        self,
+        event: RequestReceived,
+        status: int,
+        reason: str | None,
+        now: float,
+        headers: list[tuple[str, object]] | None = None,
+    ) -> list[object]:
+        resp = make_response(event.request, status, reason, to_tag=new_tag(),
+                             headers=[("Server", self.config.server_name), *(headers or [])])
+        return self.core.respond(event.handle, resp, now)
+
+    def _cdr(self, call: Call, ctx: CallContext) -> CdrRecord:
+        rec = call.record
+        wall = time.time() - (self._now() - (rec.end or self._now()))
+        offset = wall - (rec.end or self._now())
+        answered = rec.answer is not None
+        billed = int((rec.end or 0) - rec.answer + 0.999) if answered else 0  # type: ignore[operator]
+        cost = None
+        if answered and isinstance(ctx.decision, ToTrunk) and ctx.decision.price_per_minute:
+            cost = str((ctx.decision.price_per_minute * Decimal(billed) / 60).quantize(Decimal("0.0001")))
+        return CdrRecord(
+            call_ref=call.ref, tenant=ctx.tenant, direction=ctx.direction,
+            caller=ctx.caller_number or ctx.caller_display, callee=rec.callee or ctx.dialed,
+            dialed=ctx.dialed, trunk=ctx.trunk, start=rec.start + offset,
+            answer=rec.answer + offset if answered else None,  # type: ignore[operator]
+            end=(rec.end or self._now()) + offset, billed_s=billed,
+            disposition=rec.disposition, hangup_cause=rec.cause, hangup_side=rec.side,
+            cost=cost, legs=call.legs_json(),
+        )
+
+    @property
+    def active(self) -> int:
+        return sum(1 for c in self.calls.values() if c.state is not CallState.ENDED)
+
+
+def _dialog_id(req: Request) -> DialogId:
+    return DialogId(req.call_id, req.to.tag or "", req.from_.tag)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
