@@ -46,9 +46,9 @@ def test_retransmitted_options_gets_the_same_200(centrala: Centrala, tmp_path: P
     assert res.successful == 5, res.report()
 
 
-def test_invite_404_retransmitted_until_ack(centrala: Centrala, tmp_path: Path) -> None:
+def test_invite_rejection_retransmitted_until_ack(centrala: Centrala, tmp_path: Path) -> None:
     res = run_sipp(
-        "invite_404.xml",
+        "invite_rejected.xml",
         centrala.target,
         transport="u1",
         calls=3,
