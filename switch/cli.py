@@ -210,6 +210,59 @@ def registrations(
 
 
 @app.command()
+def cdr(
+    config: ConfigDir = Path("config"),
+    state: StateDir = None,
+    tenant: Annotated[Optional[str], typer.Option("--tenant", help="Only this tenant.")] = None,
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", help="Only calls ended after this ISO date/time (UTC if no zone)."),
+    ] = None,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Comma-separated, with a header.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many records.")] = 1000,
+) -> None:
+    """Call detail records, oldest first."""
+    import csv
+    from dataclasses import asdict
+
+    cfg = _load_or_exit(config)
+    start = None
+    if since is not None:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            typer.echo(f"--since {since!r}: expected an ISO date such as 2026-11-23T08:00", err=True)
+            raise typer.Exit(2) from None
+        start = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    rows = asyncio.run(_with_storage(cfg, state, lambda s: s.load_cdrs(tenant, start, limit)))
+    if csv_out:
+        writer = csv.writer(sys.stdout)
+        fields = ["call_ref", "tenant", "direction", "caller", "callee", "dialed", "trunk",
+                  "start", "answer", "end", "duration_s", "billed_s", "disposition",
+                  "hangup_cause", "hangup_side", "cost", "recording"]
+        writer.writerow(fields)
+        for rec in rows:
+            data = asdict(rec) | {"duration_s": round(rec.duration_s, 3)}
+            for key in ("start", "answer", "end"):
+                if data[key] is not None:
+                    data[key] = _iso(data[key])
+            writer.writerow([data[f] for f in fields])
+        return
+    for rec in rows:
+        cost = f" cost {rec.cost}" if rec.cost else ""
+        trunk = f" via {rec.trunk}" if rec.trunk else ""
+        typer.echo(
+            f"{_iso(rec.start)} {rec.tenant} {rec.direction} {rec.caller} -> {rec.callee}"
+            f" (dialled {rec.dialed}){trunk}: {rec.disposition} {rec.hangup_cause}"
+            f" by {rec.hangup_side}, {rec.duration_s:.1f}s, billed {rec.billed_s}s{cost}"
+        )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+@app.command()
 def route(
     from_: Annotated[
         str,

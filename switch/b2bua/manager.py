@@ -13,6 +13,7 @@ over ``max_duration_s``, or a leg that stops answering in-dialog requests.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -216,22 +217,22 @@ class CallManager:
         return self.core.respond(event.handle, resp, now)
 
     def _cdr(self, call: Call, ctx: CallContext) -> CdrRecord:
+        """The call's record; its times move from the loop clock to epoch seconds."""
         rec = call.record
-        wall = time.time() - (self._now() - (rec.end or self._now()))
-        offset = wall - (rec.end or self._now())
-        answered = rec.answer is not None
-        billed = int((rec.end or 0) - rec.answer + 0.999) if answered else 0  # type: ignore[operator]
+        offset = time.time() - self._now()
+        end = rec.end if rec.end is not None else self._now()
+        billed = math.ceil(end - rec.answer) if rec.answer is not None else 0
         cost = None
-        if answered and isinstance(ctx.decision, ToTrunk) and ctx.decision.price_per_minute:
-            cost = str((ctx.decision.price_per_minute * Decimal(billed) / 60).quantize(Decimal("0.0001")))
+        price = ctx.decision.price_per_minute if isinstance(ctx.decision, ToTrunk) else None
+        if billed and price:
+            cost = str((price * billed / 60).quantize(Decimal("0.0001")))
         return CdrRecord(
             call_ref=call.ref, tenant=ctx.tenant, direction=ctx.direction,
             caller=ctx.caller_number or ctx.caller_display, callee=rec.callee or ctx.dialed,
             dialed=ctx.dialed, trunk=ctx.trunk, start=rec.start + offset,
-            answer=rec.answer + offset if answered else None,  # type: ignore[operator]
-            end=(rec.end or self._now()) + offset, billed_s=billed,
-            disposition=rec.disposition, hangup_cause=rec.cause, hangup_side=rec.side,
-            cost=cost, legs=call.legs_json(),
+            answer=None if rec.answer is None else rec.answer + offset,
+            end=end + offset, billed_s=billed, disposition=rec.disposition,
+            hangup_cause=rec.cause, hangup_side=rec.side, cost=cost, legs=call.legs_json(),
         )
 
     @property
