@@ -43,6 +43,7 @@ from .storage import open_storage, sqlite_url
 from .storage.base import Storage
 from .transport.endpoint import Endpoint, EndpointLimits
 from .transport.tls import client_context, ensure_self_signed, server_context
+from .trunks import TrunkRegistrar
 
 log = logging.getLogger("centrala")
 
@@ -101,6 +102,7 @@ class Switch:
     registrar: RegistrarRuntime | None = None
     control: ControlServer | None = None
     calls: CallManager | None = None
+    trunks: TrunkRegistrar | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _fingerprint: ConfigFingerprint | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -149,13 +151,20 @@ class Switch:
         )
         service = await self.registrar.start()
         dispatcher.register("REGISTER", service.on_register)
+        assert self.endpoint is not None
         self.calls = self._call_manager()
         for method in ("INVITE", "BYE", "UPDATE", "INFO"):
             handler = self.calls.on_invite if method == "INVITE" else self.calls.on_in_dialog
             dispatcher.register(method, handler)
         dispatcher.ack_handler = self.calls.on_ack
         dispatcher.cancel_handler = self.calls.on_cancel
-        assert self.endpoint is not None
+        loop = asyncio.get_running_loop()
+        self.trunks = TrunkRegistrar(
+            self.core, self.registrar.gate, local_address=self.endpoint.local_address,
+            call_at=loop.call_at, send=self.send_outputs, now=loop.time, spawn=self.spawn,
+            user_agent=self.config.user_agent,
+        )
+        self.trunks.apply(self.config)
         self.endpoint.blocked = self.registrar.is_banned
         self.control = ControlServer(self.state_dir)
         self._register_commands(self.control)
@@ -270,6 +279,8 @@ class Switch:
             self.calls.config = config
             self.calls.identifier, self.calls.plan = self._call_routing(config)
             self.calls.router = self.calls.plan.router
+        if self.trunks is not None:
+            self.trunks.apply(config)
         if self.endpoint is not None:
             limits = endpoint_limits(config)
             self.endpoint.limits = limits
@@ -302,6 +313,8 @@ class Switch:
         log.info("stopped")
 
     async def _close(self) -> None:
+        if self.trunks is not None:
+            self.trunks.stop_all()
         if self.control is not None:
             await self.control.close()
         if self.endpoint is not None:

@@ -210,6 +210,28 @@ def registrations(
 
 
 @app.command()
+def trunks(config: ConfigDir = Path("config"), state: StateDir = None) -> None:
+    """Trunks that register to their providers, and how that goes."""
+    from .app import state_dir_of
+    from .control import call
+
+    cfg = _load_or_exit(config)
+    try:
+        lines = call(state_dir_of(cfg, state), "trunks")
+    except ConnectionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if not lines:
+        typer.echo("no trunk registers to a provider")
+    for line in lines:
+        expiry = f", {line['expires_in']}s left" if line["expires_in"] is not None else ""
+        error = f", last error: {line['error']}" if line["error"] else ""
+        licence = ", port licence" if line["licensed"] else ""
+        typer.echo(f"{line['tenant']}\t{line['trunk']}\t{line['host']}\t{line['state']}"
+                   f"{expiry}{licence}{error}")
+
+
+@app.command()
 def cdr(
     config: ConfigDir = Path("config"),
     state: StateDir = None,

@@ -44,6 +44,10 @@ def register_commands(control: ControlServer, switch: "Switch") -> None:
     async def reload(_: dict[str, Any]) -> bool:
         return switch.reload()
 
+    async def trunks(_: dict[str, Any]) -> list[dict[str, object]]:
+        return switch.trunks.status() if switch.trunks is not None else []
+
+    control.register("trunks", trunks)
     control.register("bans", bans)
     control.register("unban", unban)
     control.register("registrations", registrations)
