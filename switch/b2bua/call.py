@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from ..auth.client import authorization, pick_challenge
 from ..sip.address import Address
 from ..sip.builders import make_response, new_branch, new_call_id, new_tag
 from ..sip.dialog import Dialog, DialogError, DialogId
@@ -92,6 +93,7 @@ class Target:
     label: str  # for logs and the CDR: "101", "trunk:carrier"
     from_: str  # From header value (caller ID as this target sees it)
     extra_headers: tuple[tuple[str, object], ...] = ()
+    credentials: tuple[str, str] | None = None  # (user, password) for a challenging trunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,9 @@ class Plan(Protocol):
 
 
 class BLeg:
-    __slots__ = ("call", "target", "invite", "handle", "dialog", "status", "done", "answered")
+    __slots__ = (
+        "call", "target", "invite", "handle", "dialog", "status", "done", "answered", "auth_tried",
+    )
 
     def __init__(self, call: "Call", target: Target, invite: Request) -> None:
         self.call = call
@@ -128,6 +132,7 @@ class BLeg:
         self.status = 0
         self.done = False
         self.answered = False
+        self.auth_tried = False
 
     def __call__(self, event: object, now: float) -> list[object]:
         """Transaction events of this leg's INVITE (the leg is the owner)."""
@@ -258,9 +263,29 @@ class Call:
             return self._on_b_answer(leg, resp, now)
         if leg.done:
             return []
+        if status in (401, 407) and leg.target.credentials and not leg.auth_tried:
+            retry = self._retry_with_credentials(leg, resp, now)
+            if retry is not None:
+                return retry
         leg.done, leg.status = True, status
         self.record.legs.append({"to": leg.target.label, "status": status})
         return self._fork_finished(now)
+
+    def _retry_with_credentials(self, leg: BLeg, resp: Response, now: float) -> list[object] | None:
+        """RFC 3261 §22.2: the same INVITE again, CSeq + 1, with our credentials."""
+        picked = pick_challenge(resp)
+        if picked is None or leg.target.credentials is None:
+            return None
+        header, challenge = picked
+        user, password = leg.target.credentials
+        old = leg.invite
+        invite = Request("INVITE", old.uri_text, list(old.fields), old.body)
+        invite.set("Via", self.env.via(leg.target.dest).with_param("branch", new_branch()))
+        invite.set("CSeq", f"{old.cseq.seq + 1} INVITE")
+        invite.add(header, authorization(challenge, "INVITE", old.uri_text, user, password))
+        leg.invite, leg.auth_tried = invite, True
+        leg.handle, out = self.env.send_request(invite, leg.target.dest, now, leg)
+        return out
 
     def _on_b_provisional(self, leg: BLeg, resp: Response, now: float) -> list[object]:
         if self.state is not CallState.RINGING or leg.done:

@@ -141,6 +141,8 @@ class DialplanPlan:
             label=f"trunk:{name}",
             from_=f"{name_part}<{from_uri}>",
             extra_headers=tuple(extra),
+            credentials=(trunk.username, trunk.password.get_secret_value())
+            if trunk.username and trunk.password is not None else None,
         )
 
     @staticmethod
