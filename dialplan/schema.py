@@ -250,6 +250,13 @@ class RegistrarSettings(_Model):
         return self
 
 
+class CallSettings(_Model):
+    """Limits on calls crossing the switch."""
+
+    max_duration_s: float = Field(
+        default=4 * 3600, gt=0, description="A call longer than this is ended on both sides.")
+
+
 class SecuritySettings(_Model):
     """Digest authentication and brute-force protection."""
 
@@ -528,6 +535,7 @@ class Config(_Model):
         default_factory=RegistrarSettings, description="Registration rules and qualify.")
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Authentication and bans.")
+    calls: CallSettings = Field(default_factory=CallSettings, description="Call limits.")
     storage_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the database; default: SQLite file centrala.db in "

@@ -555,8 +555,10 @@ class _Relay:
                 return []
             return self.call.on_relay_response(self, event.response, now)
         if isinstance(event, (TransactionTimeout, TransportError)):
+            # the other leg stopped answering: a dead call (RFC 5057 §5.2), end it
             answer = make_response(self.original, 408)
-            return self.call.env.respond(self.handle, answer, now)
+            out = self.call.env.respond(self.handle, answer, now)
+            return out + self.call.hangup(now, "system", 408)
         return []
 
 

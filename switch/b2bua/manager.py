@@ -39,8 +39,6 @@ from .plan import BusyLookup, CallContext, DialplanPlan
 
 log = logging.getLogger("centrala.b2bua")
 
-MAX_DURATION_S = 4 * 3600.0
-
 
 class CallManager:
     def __init__(
@@ -123,6 +121,8 @@ class CallManager:
         req = event.request
         if req.to.tag is not None:
             return self.on_in_dialog(event, now)
+        if self._looped(req):  # RFC 3261 §16.3 step 4 / §8.2.2.2: our own INVITE came back
+            return self._answer(event, 482, None, now)
         caller = self.identifier.identify(req, event.source, time.time())
         if isinstance(caller, NotIdentified):
             return self._not_identified(event, caller, now)
@@ -134,13 +134,22 @@ class CallManager:
         self.calls[call.ref] = call
         self._by_invite[event.handle] = call
         self.plan.busy.enter(ctx.tenant, ctx.caller_number)
-        call.arm_max_duration(now + MAX_DURATION_S)
+        call.arm_max_duration(now + self.config.calls.max_duration_s)
         log.info("[%s] %s calls %s: %s", call.ref, ctx.caller_number or ctx.caller_display,
                  ctx.dialed, type(ctx.decision).__name__)
         step = self.plan.first(ctx)
         if isinstance(step, Outcome):
             return call.fail(step.status, step.phrase, now)
         return call.start(step, now)
+
+    def _looped(self, req: Request) -> bool:
+        """The INVITE is one of our own B legs, back through a proxy: B legs carry
+        their call's reference after the @ of their Call-ID."""
+        call = self.calls.get(req.call_id.rpartition("@")[2])
+        return call is not None and any(
+            leg.invite.call_id == req.call_id and leg.invite.from_.tag == req.from_.tag
+            for leg in call.b_legs
+        )
 
     def _context(self, req: Request, caller: FromExtension | FromTrunk) -> CallContext | None:
         uri = req.uri

@@ -240,3 +240,10 @@ def test_a_challenging_trunk_gets_the_invite_again_with_credentials() -> None:
     assert retry.get("Proxy-Authorization", ).startswith('Digest username="t1"')  # type: ignore[union-attr]
     assert retry.top_via.branch != req.top_via.branch
     assert env.responses == []  # the caller hears nothing of it
+
+
+def test_b_legs_carry_the_call_reference_for_loop_detection() -> None:
+    call, env, _ = new_call()
+    call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
+    (invite, _, _) = env.requests[0]
+    assert invite.call_id.rpartition("@")[2] == call.ref
