@@ -368,18 +368,25 @@ class SqlStorage:
     async def _write_holdings(
         self, conn: AsyncConnection, held: dict[tuple[str, str, str], LicenceHolding | None]
     ) -> None:
-        for (tenant, kind, holder), holding in held.items():
-            await conn.execute(
-                delete(licences).where(
-                    licences.c.tenant == tenant,
-                    licences.c.kind == kind,
-                    licences.c.holder == holder,
-                )
-            )
-            if holding is not None:
-                await conn.execute(licences.insert().values(
-                    tenant=tenant, kind=kind, holder=holder, node=holding.node,
-                    since=holding.since))
+        """The pool's changes in two statements, however many holders changed."""
+        if not held:
+            return
+        await conn.execute(
+            delete(licences).where(
+                licences.c.tenant == bindparam("t"),
+                licences.c.kind == bindparam("k"),
+                licences.c.holder == bindparam("h"),
+            ),
+            [{"t": t, "k": k, "h": h} for t, k, h in held],
+        )
+        rows = [
+            {"tenant": h.tenant, "kind": h.kind, "holder": h.holder, "node": h.node,
+             "since": h.since}
+            for h in held.values()
+            if h is not None
+        ]
+        if rows:
+            await conn.execute(insert(licences), rows)
 
     async def load_cdrs(
         self, tenant: str | None = None, since: float | None = None, limit: int = 1000
