@@ -10,7 +10,7 @@ DEBIAN_TEST_PKGS ?= sip-tester:sipp postgresql:pg_ctlcluster fail2ban:fail2ban-r
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench check clean distclean deb-test-pkgs
+.PHONY: run test bench check clean distclean deb-test-pkgs deb-bench-pkgs
 
 run: $(VENV)/.installed
 	exec $(BIN)/centrala run -c $(CONFIG)
@@ -18,8 +18,13 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test deb-test-pkgs
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-bench
-	$(BIN)/python -m bench.parser
+# Debian packages the benchmarks compare against, as package:command.
+DEBIAN_BENCH_PKGS ?= sip-tester:sipp kamailio:kamailio
+BENCH_REGISTER_ARGS ?= --step-seconds 5 --runs 3 --memory-users 10000,100000
+
+bench: $(VENV)/.installed-bench deb-bench-pkgs
+	$(BIN)/python -m bench.parser --json bench/parser.json
+	$(BIN)/python -m bench.register $(BENCH_REGISTER_ARGS) --json bench/register.json
 
 check: $(VENV)/.installed
 	$(BIN)/centrala check -c $(CONFIG)
@@ -39,6 +44,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@
+
+deb-bench-pkgs:
+	@$(MAKE) --no-print-directory deb-test-pkgs DEBIAN_TEST_PKGS="$(DEBIAN_BENCH_PKGS)"
 
 deb-test-pkgs:
 	@missing=; for pc in $(DEBIAN_TEST_PKGS); do \
