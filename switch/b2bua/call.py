@@ -80,6 +80,7 @@ class CallEnv(Protocol):
     def send(self, outputs: list[object]) -> None: ...
     def index(self, dialog_id: DialogId, call: "Call", side: str) -> None: ...
     def unindex(self, dialog_id: DialogId) -> None: ...
+    def answered(self, call: "Call") -> None: ...
     def ended(self, call: "Call") -> None: ...
 
 
@@ -322,6 +323,7 @@ class Call:
         self.record.callee = leg.target.label
         self.record.legs.append({"to": leg.target.label, "status": resp.status})
         self.state = CallState.ANSWERED
+        self.env.answered(self)
         return out + self._answer_a(resp, now)
 
     def _fork_finished(self, now: float) -> list[object]:
@@ -406,9 +408,8 @@ class Call:
         if self.state is not CallState.RINGING and self.state is not CallState.ROUTING:
             return []
         out = self._cancel_forks(now, None)
-        out += self.fail(487, None, now)
-        self.record.disposition, self.record.side = "cancelled", "caller"
-        return out
+        self.record.side = "caller"
+        return out + self.fail(487, None, now)
 
     def on_a_ack(self, ack: Request, now: float) -> list[object]:
         if self.a_session is not None and self.a_session.ack_received(ack):

@@ -105,13 +105,19 @@ class CallManager:
     def unindex(self, dialog_id: DialogId) -> None:
         self._dialogs.pop(dialog_id, None)
 
+    def answered(self, call: Call) -> None:
+        """The callee is in a call now (call waiting off: busy to the next caller)."""
+        ctx: CallContext = call.data["ctx"]  # type: ignore[assignment]
+        if call.winner is not None:
+            self.plan.busy.enter(ctx.tenant, call.winner.target.label)
+
     def ended(self, call: Call) -> None:
         self.calls.pop(call.ref, None)
         self._by_invite.pop(call.a_handle, None)
         ctx: CallContext = call.data["ctx"]  # type: ignore[assignment]
         self.plan.busy.leave(ctx.tenant, ctx.caller_number)
-        if call.record.answer is not None:
-            self.plan.busy.leave(ctx.tenant, call.record.callee or None)
+        if call.winner is not None:
+            self.plan.busy.leave(ctx.tenant, call.winner.target.label)
         self.storage.put_cdr(self._cdr(call, ctx))
         log.info("[%s] call %s -> %s ended: %s %s", call.ref, ctx.caller_number or ctx.caller_display,
                  ctx.dialed, call.record.disposition, call.record.cause)
@@ -163,12 +169,13 @@ class CallManager:
             ctx = CallContext(sub.tenant, display, sub.number, dialed, decision)
             if isinstance(decision, ToTrunk):
                 ctx.direction = "outbound"
-            return ctx
-        decision = self.router.route_inbound(dialed)
-        caller_uri = req.from_
-        ctx = CallContext(caller.tenant, str(caller_uri.without_param("tag")), None, dialed,
-                          decision, direction="inbound")
-        ctx.trunk = caller.trunk.name
+        else:
+            decision = self.router.route_inbound(dialed)
+            ctx = CallContext(caller.tenant, str(req.from_.without_param("tag")), None, dialed,
+                              decision, direction="inbound")
+            ctx.trunk = caller.trunk.name
+        # forwards the router already followed (unconditional ones)
+        ctx.diversions = [(ext, "unconditional") for ext in getattr(decision, "forwarded_from", ())]
         return ctx
 
     def _internal_from(self, tenant: str, number: str, name: str) -> str:

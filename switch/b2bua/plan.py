@@ -29,6 +29,10 @@ from ..sip.address import Address
 from .call import Attempt, Call, Outcome, Target
 
 FAILOVER_STATUSES = frozenset({408, 480, 500, 502, 503, 504})
+# RFC 5806 §4 Diversion reasons and RFC 4458 causes of History-Info, per forward reason.
+DIVERSION_REASONS = {"unconditional": "unconditional", "busy": "user-busy",
+                     "no_answer": "no-answer", "unavailable": "unavailable"}
+HISTORY_CAUSES = {"unconditional": 302, "busy": 486, "no_answer": 408, "unavailable": 503}
 
 
 @dataclass(slots=True)
@@ -43,7 +47,7 @@ class CallContext:
     trunk_attempts: list[Target] = field(default_factory=list)
     extension: str | None = None  # the extension the current attempt rings
     fallback: str | None = None  # after a "return after" forward: voicemail | hangup
-    forwarded_from: list[str] = field(default_factory=list)
+    diversions: list[tuple[str, str]] = field(default_factory=list)  # (extension, reason)
     trunk: str | None = None
     direction: str = "internal"
     busy_check: bool = True
@@ -110,6 +114,8 @@ class DialplanPlan:
         return Attempt(targets, group.member_ring_time_s, "group")
 
     def _trunk(self, ctx: CallContext, decision: ToTrunk) -> Attempt | Outcome:
+        if decision.pin_required:  # toll-fraud control: no PIN, no call (DTMF comes with media)
+            return Outcome("failed", 403, "PIN required")
         ctx.direction = "outbound" if ctx.direction == "internal" else ctx.direction
         ctx.trunk_attempts = [t for a in decision.attempts if (t := self._trunk_target(ctx, a.trunk, a.number_sent, a.caller_id))]
         return self._next_trunk(ctx)
@@ -147,13 +153,14 @@ class DialplanPlan:
 
     @staticmethod
     def _diversion(ctx: CallContext) -> tuple[tuple[str, object], ...]:
-        """RFC 5806 Diversion and RFC 7044 History-Info toward a forward target."""
-        if not ctx.forwarded_from:
-            return ()
+        """RFC 5806 Diversion (latest first) and RFC 7044 History-Info (in order,
+        with the RFC 4458 cause) toward a forward target."""
         out: list[tuple[str, object]] = []
-        for i, ext in enumerate(ctx.forwarded_from):
-            out.append(("Diversion", f"<sip:{ext}@{ctx.tenant}>;reason=unconditional;counter={i + 1}"))
-            out.append(("History-Info", f"<sip:{ext}@{ctx.tenant}>;index=1.{i + 1}"))
+        for ext, reason in reversed(ctx.diversions):
+            out.append(("Diversion", f"<sip:{ext}@{ctx.tenant}>;reason={DIVERSION_REASONS[reason]}"))
+        for i, (ext, reason) in enumerate(ctx.diversions):
+            cause = HISTORY_CAUSES[reason]
+            out.append(("History-Info", f"<sip:{ext}@{ctx.tenant}?Reason=SIP%3Bcause%3D{cause}>;index=1.{i + 1}"))
         return tuple(out)
 
     # -- after an attempt ---------------------------------------------------------------
@@ -177,12 +184,11 @@ class DialplanPlan:
         return self._forward(ctx, step, outcome)
 
     def _forward(self, ctx: CallContext, step: ForwardStep, outcome: Outcome) -> Attempt | Outcome:
-        if step.target.kind == "voicemail" or len(ctx.forwarded_from) >= 5 or (
-            step.target.value in ctx.forwarded_from
-        ):
+        hops = [ext for ext, _ in ctx.diversions]
+        if step.target.kind == "voicemail" or len(hops) >= 5 or step.target.value in hops:
             return outcome if step.target.kind != "voicemail" else Outcome(
                 "failed", 480, "Voicemail not available yet")
-        ctx.forwarded_from.append(step.extension)
+        ctx.diversions.append((step.extension, step.reason))
         if step.return_after_s is not None:
             ctx.fallback = step.fallback
         ring = step.return_after_s

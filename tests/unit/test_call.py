@@ -51,6 +51,7 @@ class FakeEnv:
     sent: list[object] = field(default_factory=list)
     dialogs: dict[DialogId, tuple[Call, str]] = field(default_factory=dict)
     over: list[Call] = field(default_factory=list)
+    answers: list[Call] = field(default_factory=list)
 
     def respond(self, handle: int, resp: Response, now: float) -> list[object]:
         self.responses.append((handle, resp))
@@ -86,6 +87,9 @@ class FakeEnv:
 
     def unindex(self, dialog_id: DialogId) -> None:
         self.dialogs.pop(dialog_id, None)
+
+    def answered(self, call: Call) -> None:
+        self.answers.append(call)
 
     def ended(self, call: Call) -> None:
         self.over.append(call)
@@ -152,6 +156,7 @@ def test_fork_first_answer_wins_and_the_other_is_cancelled_elsewhere() -> None:
     (_, final) = env.responses[-1]
     assert final.status == 200 and final.body == SDP and final.to.tag == call.a_tag
     assert call.state is CallState.ANSWERED and call.record.callee == "101"
+    assert env.answers == [call]  # the callee is busy now (call waiting off)
 
 
 def test_a_2xx_is_retransmitted_until_the_ack() -> None:
@@ -224,6 +229,7 @@ def test_caller_cancel_gets_487_and_cancels_the_forks() -> None:
     call.on_a_cancel(2.0)
     assert sorted(h for h, _ in env.cancels) == [1, 2]
     assert env.responses[-1][1].status == 487 and call.record.disposition == "cancelled"
+    assert call.record.side == "caller" and env.over == [call]
 
 
 def test_a_challenging_trunk_gets_the_invite_again_with_credentials() -> None:
