@@ -29,6 +29,7 @@ from dialplan.routing import Router
 
 from . import __version__
 from .b2bua.identify import CallerIdentifier
+from .b2bua.credit import KEY as CREDIT_KEY
 from .b2bua.manager import CallManager
 from .b2bua.plan import BusyLookup, DialplanPlan
 from .control import ControlServer
@@ -153,6 +154,10 @@ class Switch:
         dispatcher.register("REGISTER", service.on_register)
         assert self.endpoint is not None
         self.calls = self._call_manager()
+        for tenant in self.calls.credit.limits:
+            spent = await self.storage.get_value(CREDIT_KEY + tenant)  # type: ignore[union-attr]
+            if spent is not None:
+                self.calls.credit.restore([(tenant, spent)])
         for method in ("INVITE", "BYE", "UPDATE", "INFO"):
             handler = self.calls.on_invite if method == "INVITE" else self.calls.on_in_dialog
             dispatcher.register(method, handler)
@@ -178,7 +183,7 @@ class Switch:
             self.config, self.core, *self._call_routing(self.config),
             self.storage, self.registrar.bans,  # type: ignore[arg-type]
             local_address=self.endpoint.local_address,
-            call_at=loop.call_at, send=self.send_outputs, now=loop.time,
+            call_at=loop.call_at, send=self.send_outputs, now=loop.time, spawn=self.spawn,
         )
 
     def _call_routing(self, config: Config) -> tuple[CallerIdentifier, DialplanPlan]:
@@ -228,11 +233,13 @@ class Switch:
     async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            if self.registrar is not None:
-                try:
+            try:
+                if self.registrar is not None:
                     self.registrar.tick()
-                except Exception:
-                    log.exception("registrar housekeeping failed")
+                if self.calls is not None:
+                    self.calls.tick(asyncio.get_running_loop().time())
+            except Exception:
+                log.exception("housekeeping failed")
 
     def _register_commands(self, control: ControlServer) -> None:
         from .commands import register_commands
@@ -279,6 +286,7 @@ class Switch:
             self.calls.config = config
             self.calls.identifier, self.calls.plan = self._call_routing(config)
             self.calls.router = self.calls.plan.router
+            self.calls.credit.apply(config)
         if self.trunks is not None:
             self.trunks.apply(config)
         if self.endpoint is not None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from typing import Any
 
 from dialplan.decisions import ToTrunk
 from dialplan.routing import Router
@@ -33,7 +34,9 @@ from ..sip.message import Request
 from ..sip.timers import TimerConfig
 from ..sip.uri import SipUri
 from ..storage.base import CdrRecord, Storage
-from .call import Call, Cancellable, CallState, Outcome
+from .call import Attempt, Call, Cancellable, CallState, Outcome
+from .credit import KEY as CREDIT_KEY
+from .credit import CreditLedger, cost_of
 from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
 from .plan import BusyLookup, CallContext, DialplanPlan
 
@@ -54,6 +57,7 @@ class CallManager:
         call_at: Callable[[float, Callable[[], None]], Cancellable],
         send: Callable[[list[object]], None],
         now: Callable[[], float],
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
     ) -> None:
         self.config = config
         self.core = core
@@ -66,6 +70,8 @@ class CallManager:
         self._call_at = call_at
         self._send = send
         self._now = now
+        self._spawn = spawn
+        self.credit = CreditLedger(config)
         self.calls: dict[str, Call] = {}
         self._dialogs: dict[DialogId, tuple[Call, str]] = {}
         self._by_invite: dict[int, Call] = {}
@@ -118,7 +124,11 @@ class CallManager:
         self.plan.busy.leave(ctx.tenant, ctx.caller_number)
         if call.winner is not None:
             self.plan.busy.leave(ctx.tenant, call.winner.target.label)
-        self.storage.put_cdr(self._cdr(call, ctx))
+        cdr = self._cdr(call, ctx)
+        self.storage.put_cdr(cdr)
+        if cdr.cost is not None and self.credit.remaining(ctx.tenant) is not None:
+            spent = self.credit.charge(ctx.tenant, Decimal(cdr.cost))
+            self._spawn(self.storage.set_value(CREDIT_KEY + ctx.tenant, str(spent)))
         log.info("[%s] call %s -> %s ended: %s %s", call.ref, ctx.caller_number or ctx.caller_display,
                  ctx.dialed, call.record.disposition, call.record.cause)
 
@@ -144,9 +154,45 @@ class CallManager:
         log.info("[%s] %s calls %s: %s", call.ref, ctx.caller_number or ctx.caller_display,
                  ctx.dialed, type(ctx.decision).__name__)
         step = self.plan.first(ctx)
+        if isinstance(step, Attempt) and self._over_credit(ctx):
+            step = Outcome("failed", 402, "Credit limit reached")
         if isinstance(step, Outcome):
             return call.fail(step.status, step.phrase, now)
         return call.start(step, now)
+
+    # -- credit -------------------------------------------------------------------------
+    def _price(self, call: Call) -> Decimal | None:
+        decision = call.data["ctx"].decision  # type: ignore[attr-defined]
+        return decision.price_per_minute if isinstance(decision, ToTrunk) else None
+
+    def _running(self, tenant: str, now: float) -> tuple[Decimal, list[Call]]:
+        """What the tenant's answered, priced calls have cost so far."""
+        total, calls = Decimal(0), []
+        for call in self.calls.values():
+            price = self._price(call)
+            if price and call.record.answer is not None and call.data["ctx"].tenant == tenant:  # type: ignore[attr-defined]
+                total += cost_of(price, now - call.record.answer)
+                calls.append(call)
+        return total, calls
+
+    def _over_credit(self, ctx: CallContext) -> bool:
+        decision = ctx.decision
+        if not isinstance(decision, ToTrunk) or not decision.price_per_minute:
+            return False
+        running, _ = self._running(ctx.tenant, self._now())
+        left = self.credit.remaining(ctx.tenant, running)
+        return left is not None and left <= 0
+
+    def tick(self, now: float) -> None:
+        """End running calls of tenants whose credit is used up (once a second)."""
+        for tenant in list(self.credit.limits):
+            running, calls = self._running(tenant, now)
+            left = self.credit.remaining(tenant, running)
+            if not calls or left is None or left > 0:
+                continue
+            log.warning("tenant %s reached its credit limit: ending %d call(s)", tenant, len(calls))
+            for call in calls:
+                self._send(call.hangup(now, "system", 402))
 
     def _looped(self, req: Request) -> bool:
         """The INVITE is one of our own B legs, back through a proxy: B legs carry
@@ -238,10 +284,8 @@ class CallManager:
         offset = time.time() - self._now()
         end = rec.end if rec.end is not None else self._now()
         billed = math.ceil(end - rec.answer) if rec.answer is not None else 0
-        cost = None
         price = ctx.decision.price_per_minute if isinstance(ctx.decision, ToTrunk) else None
-        if billed and price:
-            cost = str((price * billed / 60).quantize(Decimal("0.0001")))
+        cost = str(cost_of(price, billed)) if billed and price else None
         return CdrRecord(
             call_ref=call.ref, tenant=ctx.tenant, direction=ctx.direction,
             caller=ctx.caller_number or ctx.caller_display, callee=rec.callee or ctx.dialed,

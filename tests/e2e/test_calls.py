@@ -494,3 +494,30 @@ def test_refused_call_403(
     simulated = route(c.config_dir, caller, dialed)
     assert (simulated.exit_code, simulated.refused_status) == (2, 403), simulated.text
     assert why in simulated.result, simulated.text
+
+
+# --------------------------------------------------------------------------- credit limit
+
+
+def test_credit_limit_ends_a_running_call_and_refuses_the_next(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    def tiny_credit(data: dict[str, Any]) -> None:
+        data["credit"] = {"limit": 0.001}  # +48 costs 0.02/min: used up after 3 s
+
+    c, ports = _trunk_switch(start_centrala, config_copy, tiny_credit)
+    carrier = _trunk_uas(ports, "placeholder", tmp_path / "trunk")
+    first = dial(c, "100", NATIONAL, tmp_path / "uac1", scenario="call_uac_wait_bye.xml")
+    took = carrier.result()
+    # the switch hung up both sides itself: the caller got BYE, the carrier got BYE
+    assert first.returncode == 0 and took.returncode == 0, reports(first, took)
+    (cdr,) = cdrs(c, 1)
+    assert (cdr["disposition"], cdr["hangup_side"], cdr["hangup_cause"]) == (
+        "answered", "system", 402), cdr
+    assert 3 <= cdr["billed_s"] <= 5 and cdr["cost"] is not None, cdr
+    assert "reached its credit limit" in c.log_text()
+    second = dial(c, "100", NATIONAL, tmp_path / "uac2", scenario="call_uac_reject.xml",
+                  status=402)
+    assert second.returncode == 0, reports(second)
+    (_, refused) = cdrs(c, 2)
+    assert (refused["disposition"], refused["hangup_cause"]) == ("failed", 402), refused
