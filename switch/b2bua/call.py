@@ -41,15 +41,20 @@ from ..sip.address import Address
 from ..sip.builders import make_response, new_branch, new_call_id, new_tag
 from ..sip.dialog import Dialog, DialogError, DialogId
 from ..sip.dialog_invite import AckTimeout, InviteSessionUAS
+from ..sip.dialog_session_timer import uac_from_2xx, uas_negotiate
 from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
 from ..sip.headers import Via
 from ..sip.message import Request, Response, new_request
 from ..sip.timers import TimerConfig
 
+from .session_timers import B_LEG_REQUEST_HEADERS, SessionRefresh, allowed_methods
+
 log = logging.getLogger("centrala.call")
 
 ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
-RELAYED_HEADERS = ("content-type", "allow", "supported", "accept", "reason", "session-expires")
+# Headers copied from one leg to the other; Supported/Require/Session-Expires are
+# per leg (each leg negotiates its own extensions and session timer).
+RELAYED_HEADERS = ("content-type", "allow", "accept", "reason")
 
 
 class CallState(Enum):
@@ -184,6 +189,9 @@ class Call:
         self.pending: dict[tuple[str, int], tuple[str, int, Request]] = {}  # relayed requests
         self._timers: dict[str, Cancellable] = {}
         self.data: dict[str, object] = {}  # what the plan wants to remember
+        self.sessions = SessionRefresh(self)
+        self.sdp_sent: dict[str, bytes] = {"b": invite.body}  # last SDP we sent on each leg
+        self.b_allow: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"<Call {self.ref} {self.state.value}>"
@@ -199,7 +207,7 @@ class Call:
         for target in attempt.targets:
             out += self._send_b_invite(target, now)
         if attempt.ring_time_s is not None:
-            self._arm("ring", now + attempt.ring_time_s, self._ring_timeout)
+            self.arm("ring", now + attempt.ring_time_s, self._ring_timeout)
         if not attempt.targets:
             out += self._attempt_over(Outcome("unavailable", 480), now)
         return out
@@ -217,6 +225,7 @@ class Call:
             ("Contact", self.env.contact(target.dest)),
         ]
         headers += [(k.title(), v) for k, v in self._relayed(a) if k != "content-type"]
+        headers += B_LEG_REQUEST_HEADERS  # RFC 4028 on this leg, whatever A does
         headers += list(target.extra_headers)
         if a.body:
             headers.append(("Content-Type", a.get("content-type") or "application/sdp"))
@@ -324,6 +333,8 @@ class Call:
         self.record.legs.append({"to": leg.target.label, "status": resp.status})
         self.state = CallState.ANSWERED
         self.env.answered(self)
+        self.b_allow = allowed_methods(resp)
+        self.sessions.negotiated("b", uac_from_2xx(resp), now)
         return out + self._answer_a(resp, now)
 
     def _fork_finished(self, now: float) -> list[object]:
@@ -349,9 +360,12 @@ class Call:
         body: bytes,
         relayed: list[tuple[str, str]],
         now: float,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> tuple[Response, list[object]]:
         resp = make_response(self.a_invite, status, reason, to_tag=self.a_tag)
         resp.add("Contact", self.env.contact(self.a_source))
+        for name, value in extra:
+            resp.add(name, value)
         for key, value in relayed:
             if key != "content-type":
                 resp.add(key.title(), value)
@@ -366,8 +380,12 @@ class Call:
         return resp, self.env.respond(self.a_handle, resp, now)
 
     def _answer_a(self, b_resp: Response, now: float) -> list[object]:
-        """200 to A, retransmitted until A's ACK (RFC 3261 §13.3.1.4)."""
-        resp, out = self._to_a(200, None, b_resp.body, self._relayed(b_resp), now)
+        """200 to A, retransmitted until A's ACK (RFC 3261 §13.3.1.4), with A's
+        own session timer (the manager refused a too short one with 422)."""
+        timer = uas_negotiate(self.a_invite)
+        resp, out = self._to_a(200, None, b_resp.body, self._relayed(b_resp), now, timer.headers)
+        self.sdp_sent["a"] = b_resp.body
+        self.sessions.negotiated("a", timer.timer, now)
         self.a_session = InviteSessionUAS(resp, self.a_source, now, self.env.timers, self)
         self._arm_session(now)
         return out
@@ -378,7 +396,7 @@ class Call:
             return
         deadline = session.next_timer()
         if deadline is not None:
-            self._arm("a2xx", deadline, self._session_timer)
+            self.arm("a2xx", deadline, self._session_timer)
 
     def _session_timer(self) -> None:
         session = self.a_session
@@ -431,6 +449,15 @@ class Call:
         if req.method == "BYE":
             out = self.env.respond(handle, make_response(req, 200), now)
             return out + self.hangup(now, "caller" if side == "a" else "callee", 200, skip=side)
+        if req.method == "UPDATE" and not req.body:  # a session refresh: answered here
+            timer = uas_negotiate(req)
+            resp = make_response(req, timer.status or 200)
+            for name, value in timer.headers:
+                resp.add(name, value)
+            dialog.send_response(resp)
+            if timer.status is None:
+                self.sessions.negotiated(side, timer.timer, now)
+            return self.env.respond(handle, resp, now)
         return self._relay_request(side, req, handle, now)
 
     def _relay_request(self, side: str, req: Request, handle: int, now: float) -> list[object]:
@@ -448,6 +475,8 @@ class Call:
         except DialogError:
             return self.env.respond(handle, make_response(req, 491), now)
         relay = _Relay(self, side, req, handle, relayed)
+        if req.body:
+            self.sdp_sent["b" if side == "a" else "a"] = req.body
         return self.env.send_request(relayed, dest, now, relay)[1]
 
     def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[object]:
@@ -468,10 +497,27 @@ class Call:
             src = self.a_source if relay.side == "a" else self.winner.target.dest  # type: ignore[union-attr]
             answer.add("Contact", self.env.contact(src))
         answer.body = resp.body
+        if resp.body:
+            self.sdp_sent[relay.side] = resp.body
+        if 200 <= resp.status < 300 and relay.original.method in ("INVITE", "UPDATE"):
+            self.sessions.refreshed("a", now)
+            self.sessions.refreshed("b", now)
         own = self.a_dialog if relay.side == "a" else self.winner.dialog  # type: ignore[union-attr]
         if own is not None:
             own.send_response(answer)
         return out + self.env.respond(relay.handle, answer, now)
+
+    def leg_dialog(self, side: str) -> tuple[Dialog, Address, frozenset[str], bytes] | None:
+        """The dialog of ``side``, where it goes, the methods its peer allows, and the
+        last SDP we sent on it (for session refreshes)."""
+        if side == "a":
+            if self.a_dialog is None:
+                return None
+            allow = allowed_methods(self.a_invite)
+            return self.a_dialog, self.a_source, allow, self.sdp_sent.get("a", b"")
+        if self.winner is None or self.winner.dialog is None:
+            return None
+        return self.winner.dialog, self.winner.target.dest, self.b_allow, self.sdp_sent.get("b", b"")
 
     def _other(self, side: str) -> tuple[Dialog, Address] | None:
         if side == "a":
@@ -519,7 +565,7 @@ class Call:
         return []
 
     # -- timers ------------------------------------------------------------------------
-    def _arm(self, name: str, when: float, callback: Callable[[], None]) -> None:
+    def arm(self, name: str, when: float, callback: Callable[[], None]) -> None:
         self._cancel_timer(name)
         self._timers[name] = self.env.call_at(when, callback)
 
@@ -529,7 +575,7 @@ class Call:
             timer.cancel()
 
     def arm_max_duration(self, when: float) -> None:
-        self._arm("max", when, lambda: self.env.send(self.hangup(self._now(), "system", 408)))
+        self.arm("max", when, lambda: self.env.send(self.hangup(self._now(), "system", 408)))
 
     def _now(self) -> float:
         return self.env.now()

@@ -28,6 +28,7 @@ from ..sip.address import Address
 from ..sip.builders import make_response, new_tag
 from ..sip.core import SipCore
 from ..sip.dialog import DialogId
+from ..sip.dialog_session_timer import uas_negotiate
 from ..sip.events import AckReceived, CancelReceived, RequestReceived
 from ..sip.headers import Via
 from ..sip.message import Request
@@ -142,6 +143,9 @@ class CallManager:
         caller = self.identifier.identify(req, event.source, time.time())
         if isinstance(caller, NotIdentified):
             return self._not_identified(event, caller, now)
+        timer = uas_negotiate(req)  # RFC 4028 §5: too short a session interval
+        if timer.status is not None:
+            return self._answer(event, timer.status, None, now, list(timer.headers))
         ctx = self._context(req, caller)
         if ctx is None:
             return self._answer(event, 404, None, now)

@@ -253,3 +253,81 @@ def test_b_legs_carry_the_call_reference_for_loop_detection() -> None:
     call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
     (invite, _, _) = env.requests[0]
     assert invite.call_id.rpartition("@")[2] == call.ref
+
+
+# -- session timers per leg (RFC 4028) ---------------------------------------------
+
+
+def answered(invite: bytes = INVITE, b_headers: tuple[tuple[str, str], ...] = ()) -> tuple[Call, FakeEnv]:
+    env, plan = FakeEnv(), Plan()
+    req = parse_message(invite)
+    call = Call(env, plan, req, 1, A, 0.0)  # type: ignore[arg-type, arg-type]
+    call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
+    sent, _, leg = env.requests[0]
+    assert sent.get("Session-Expires") == "1800" and "timer" in (sent.get("Supported") or "")
+    resp = make_response(sent, 200, to_tag="p1")
+    resp.add("Contact", "<sip:101@10.0.0.11:5060>")
+    for name, value in b_headers:
+        resp.add(name, value)
+    resp.add("Content-Type", "application/sdp")
+    resp.body = SDP
+    leg(ResponseReceived(1, parse_message(bytes(resp)), leg), 0.0)  # type: ignore[operator]
+    ack = INVITE.replace(b"INVITE sip:101@demo.test", b"ACK sip:centrala@192.0.2.1")
+    ack = ack.replace(b"2 INVITE", b"2 ACK").replace(
+        b"To: <sip:101@demo.test>", f"To: <sip:101@demo.test>;tag={call.a_tag}".encode())
+    call.on_a_ack(parse_message(ack), 0.1)  # type: ignore[arg-type]
+    return call, env
+
+
+def test_we_refresh_the_b_leg_when_it_makes_us_the_refresher() -> None:
+    call, env = answered(b_headers=(("Session-Expires", "120;refresher=uac"),
+                                    ("Allow", "INVITE, ACK, BYE, UPDATE")))
+    env.fire(until=59.0)
+    assert [r.method for r, _, _ in env.requests] == ["INVITE"]
+    env.fire(until=60.0)  # half of 120 s
+    (update, dest, _) = env.requests[-1]
+    assert update.method == "UPDATE" and dest == PHONE1 and update.body == b""
+    assert update.get("Session-Expires") == "120;refresher=uac"
+    assert call.state is CallState.ANSWERED
+
+
+def test_a_peer_without_update_is_refreshed_by_reinvite_with_the_same_sdp() -> None:
+    call, env = answered(b_headers=(("Session-Expires", "120;refresher=uac"),))
+    env.fire(until=60.0)
+    (reinvite, _, _) = env.requests[-1]
+    assert reinvite.method == "INVITE" and reinvite.body == SDP and reinvite.to.tag == "p1"
+
+
+def test_a_caller_that_must_refresh_and_does_not_loses_the_call() -> None:
+    invite = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\nSupported: timer\r\n"
+                            b"Session-Expires: 90;refresher=uac")
+    call, env = answered(invite)
+    (_, ok) = env.responses[-1]
+    assert ok.status == 200 and ok.get("Session-Expires") == "90;refresher=uac"
+    assert "timer" in (ok.get("Require") or "")
+    env.fire(until=59.0)  # 90 - min(32, 30) = 60 s
+    assert call.state is CallState.ANSWERED
+    env.fire(until=60.0)
+    assert call.state is CallState.ENDED and call.record.cause == 408
+    assert sorted(r.method for r, _, _ in env.requests if r.method == "BYE") == ["BYE", "BYE"]
+
+
+def test_a_refresh_update_is_answered_locally_and_restarts_the_timer() -> None:
+    invite = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\nSupported: timer\r\n"
+                            b"Session-Expires: 90;refresher=uac")
+    call, env = answered(invite)
+    update = (
+        "UPDATE sip:centrala@192.0.2.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKu1\r\nMax-Forwards: 70\r\n"
+        f"From: <sip:100@demo.test>;tag=caller\r\nTo: <sip:101@demo.test>;tag={call.a_tag}\r\n"
+        "Call-ID: a-call\r\nCSeq: 3 UPDATE\r\nContact: <sip:100@10.0.0.1:5060>\r\n"
+        "Supported: timer\r\nSession-Expires: 90;refresher=uac\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    requests_before = len(env.requests)
+    call.on_request("a", parse_message(update), 9, 50.0)  # type: ignore[arg-type]
+    assert env.responses[-1][0] == 9 and env.responses[-1][1].status == 200
+    assert len(env.requests) == requests_before  # not relayed to the other leg
+    env.fire(until=105.0)  # the deadline moved to 50 + 60
+    assert call.state is CallState.ANSWERED
+    env.fire(until=110.0)
+    assert call.state is CallState.ENDED
