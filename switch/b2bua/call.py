@@ -442,7 +442,7 @@ class Call:
             return self.env.respond(handle, make_response(req, 481), now)
         check = dialog.receive_request(req)
         if not check.ok:
-            resp = make_response(req, check.status, check.reason)
+            resp = make_response(req, check.status or 500, check.reason)
             for name, value in check.headers:
                 resp.add(name, value)
             return self.env.respond(handle, resp, now)

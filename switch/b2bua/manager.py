@@ -31,7 +31,7 @@ from ..sip.dialog import DialogId
 from ..sip.dialog_session_timer import uas_negotiate
 from ..sip.events import AckReceived, CancelReceived, RequestReceived
 from ..sip.headers import Via
-from ..sip.message import Request
+from ..sip.message import Request, Response
 from ..sip.timers import TimerConfig
 from ..sip.uri import SipUri
 from ..storage.base import CdrRecord, Storage
@@ -39,7 +39,7 @@ from .call import Attempt, Call, Cancellable, CallState, Outcome
 from .credit import KEY as CREDIT_KEY
 from .credit import CreditLedger, cost_of
 from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
-from .plan import BusyLookup, CallContext, DialplanPlan
+from .plan import CallContext, DialplanPlan
 
 log = logging.getLogger("centrala.b2bua")
 
@@ -79,14 +79,17 @@ class CallManager:
         self.router: Router = plan.router
 
     # -- CallEnv ----------------------------------------------------------------------
-    def respond(self, handle: int, resp: object, now: float) -> list[object]:
-        return self.core.respond(handle, resp, now)  # type: ignore[arg-type]
+    def respond(self, handle: int, resp: Response, now: float) -> list[object]:
+        return list(self.core.respond(handle, resp, now))
 
-    def send_request(self, req: Request, dest: Address, now: float, owner: object) -> tuple[int, list[object]]:
-        return self.core.send_request(req, dest, now, owner)  # type: ignore[return-value]
+    def send_request(
+        self, req: Request, dest: Address, now: float, owner: object
+    ) -> tuple[int, list[object]]:
+        handle, outputs = self.core.send_request(req, dest, now, owner)
+        return handle, list(outputs)
 
     def cancel(self, handle: int, now: float, reason: str | None) -> list[object]:
-        return self.core.transactions.cancel(handle, now, reason)
+        return list(self.core.transactions.cancel(handle, now, reason))
 
     def via(self, dest: Address) -> Via:
         transport, host, port = self._local_address(dest)
@@ -280,7 +283,7 @@ class CallManager:
     ) -> list[object]:
         resp = make_response(event.request, status, reason, to_tag=new_tag(),
                              headers=[("Server", self.config.server_name), *(headers or [])])
-        return self.core.respond(event.handle, resp, now)
+        return list(self.core.respond(event.handle, resp, now))
 
     def _cdr(self, call: Call, ctx: CallContext) -> CdrRecord:
         """The call's record; its times move from the loop clock to epoch seconds."""

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from ..sip.dialog import Dialog, DialogError
 from ..sip.dialog_session_timer import SessionTimer, uac_from_2xx, uac_request_headers
-from ..sip.events import ResponseReceived, TransactionTimeout, TransportError
+from ..sip.address import Address
+from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
 from ..sip.headers import parse_token_list
+from ..sip.message import Message
 
 if TYPE_CHECKING:
     from .call import Call
@@ -80,7 +82,7 @@ class SessionRefresh:
 class _RefreshOwner:
     __slots__ = ("refresh", "side", "dialog", "dest", "cseq", "method")
 
-    def __init__(self, refresh: SessionRefresh, side: str, dialog: Dialog, dest: object,
+    def __init__(self, refresh: SessionRefresh, side: str, dialog: Dialog, dest: Address,
                  cseq: int, method: str) -> None:
         self.refresh, self.side, self.dialog = refresh, side, dialog
         self.dest, self.cseq, self.method = dest, cseq, method
@@ -95,8 +97,8 @@ class _RefreshOwner:
             out: list[object] = []
             if 200 <= resp.status < 300:
                 if self.method == "INVITE":
-                    ack = self.dialog.ack_for_2xx(self.cseq, call.env.via(self.dest))  # type: ignore[arg-type]
-                    out.append(_send(ack, self.dest))
+                    ack = self.dialog.ack_for_2xx(self.cseq, call.env.via(self.dest))
+                    out.append(Send(ack, self.dest))
                 self.refresh.negotiated(self.side, uac_from_2xx(resp) or self.refresh.timers.get(
                     self.side), now)
                 return out
@@ -109,12 +111,6 @@ class _RefreshOwner:
         return []
 
 
-def _send(message: object, dest: object) -> object:
-    from ..sip.events import Send
-
-    return Send(message, dest)  # type: ignore[arg-type]
-
-
-def allowed_methods(msg: object) -> frozenset[str]:
-    values = getattr(msg, "get_all")("allow")
-    return frozenset(m.upper() for m in parse_token_list(values))
+def allowed_methods(msg: Message) -> frozenset[str]:
+    """The methods a peer's Allow header lists (RFC 3261 §20.5)."""
+    return frozenset(m.upper() for m in parse_token_list(msg.get_all("allow")))

@@ -300,7 +300,7 @@ def _read_fields(text: str) -> _Fields:
         root: Any = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise LicenceError(f"YAML syntax error: {exc.problem}", mark.line + 1 if mark else 0)
+        raise LicenceError(f"YAML syntax error: {exc.problem}", mark.line + 1 if mark else 0) from None
     except YAMLError as exc:
         raise LicenceError(f"YAML error: {type(exc).__name__}") from None
     if not isinstance(root, CommentedMap):

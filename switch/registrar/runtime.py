@@ -174,6 +174,9 @@ class RegistrarRuntime:
         log_ban(ban)
         self.spawn(self.storage.save_ban(ban.ip, ban.since, ban.until, ban.failures, ban.reason))
 
+    async def _forget_ban(self, ip: str) -> None:
+        await self.storage.delete_ban(ip)
+
     async def unban(self, ip: str) -> bool:
         removed = self.bans.remove(ip)
         removed = await self.storage.delete_ban(ip) or removed
@@ -189,6 +192,6 @@ class RegistrarRuntime:
         self.location.expire(now)
         for ban in self.bans.expire(now):
             log_unban(ban.ip, "expired")
-            self.spawn(self.storage.delete_ban(ban.ip))
+            self.spawn(self._forget_ban(ban.ip))
         for aor, binding in self.qualifier.tick():
             self._qualify(aor, binding, self.qualifier)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Protocol
 
 from .address import Address
 from .builders import make_response, new_tag
 from .errors import SipError, UnparseableMessage
-from .events import Send
+from .events import Handle, Output, Send
 from .message import Request, Response, parse_message
 from .routing import response_destination, stamp_via
 from .timers import TimerConfig
@@ -35,7 +36,7 @@ log = logging.getLogger("centrala.sip")
 class TransactionUser(Protocol):
     """The layer above transactions (dispatcher, registrar, B2BUA)."""
 
-    def on_event(self, event: object, now: float) -> list[object]: ...
+    def on_event(self, event: object, now: float) -> Sequence[object]: ...
 
 
 @dataclass(slots=True)
@@ -134,12 +135,12 @@ class SipCore:
     # -- from the transaction user --------------------------------------------
     # These return raw outputs: a transaction user returns them from on_event(),
     # and code running outside an event passes them through dispatch().
-    def respond(self, handle: object, resp: Response, now: float) -> list[object]:
+    def respond(self, handle: Handle, resp: Response, now: float) -> list[Output]:
         return self.transactions.respond(handle, resp, now)
 
     def send_request(
         self, req: Request, dest: Address, now: float, owner: object = None
-    ) -> tuple[object, list[object]]:
+    ) -> tuple[Handle, list[Output]]:
         return self.transactions.send_request(req, dest, now, owner)
 
     # -- timers ------------------------------------------------------------------
@@ -153,7 +154,7 @@ class SipCore:
         return self.dispatch(self.transactions.transport_error(dest, now), now)
 
     # -- plumbing ------------------------------------------------------------------
-    def dispatch(self, outputs: list[object], now: float) -> list[Send]:
+    def dispatch(self, outputs: Sequence[object], now: float) -> list[Send]:
         """Run transaction-user events through the TU until only sends remain."""
         sends: list[Send] = []
         pending = list(outputs)
