@@ -465,12 +465,14 @@ class Call:
         if other is None or self.state is not CallState.ANSWERED:
             return self.env.respond(handle, make_response(req, 481), now)
         dialog, dest = other
+        other_side = "b" if side == "a" else "a"
+        headers = [(k.title(), v) for k, v in self._relayed(req) if k != "content-type"]
+        if req.method in ("INVITE", "UPDATE"):  # the other leg's own session timer
+            headers += self.sessions.request_headers(other_side)
         try:
             relayed = dialog.new_request(
                 req.method, self.env.via(dest), body=req.body,
-                content_type=req.get("content-type"),
-                extra_headers=[(k.title(), v) for k, v in self._relayed(req)
-                               if k != "content-type"],
+                content_type=req.get("content-type"), extra_headers=headers,
             )
         except DialogError:
             return self.env.respond(handle, make_response(req, 491), now)
@@ -500,8 +502,10 @@ class Call:
         if resp.body:
             self.sdp_sent[relay.side] = resp.body
         if 200 <= resp.status < 300 and relay.original.method in ("INVITE", "UPDATE"):
-            self.sessions.refreshed("a", now)
-            self.sessions.refreshed("b", now)
+            other_side = "b" if relay.side == "a" else "a"
+            self.sessions.answered_by_peer(other_side, resp, now)
+            for name, value in self.sessions.answer_headers(relay.side, relay.original, now):
+                answer.add(name, value)
         own = self.a_dialog if relay.side == "a" else self.winner.dialog  # type: ignore[union-attr]
         if own is not None:
             own.send_response(answer)

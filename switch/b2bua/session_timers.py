@@ -14,11 +14,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..sip.dialog import Dialog, DialogError
-from ..sip.dialog_session_timer import SessionTimer, uac_from_2xx, uac_request_headers
+from ..sip.dialog_session_timer import (
+    Refresher,
+    SessionExpires,
+    SessionTimer,
+    uac_from_2xx,
+    uac_request_headers,
+    uas_negotiate,
+)
 from ..sip.address import Address
 from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
 from ..sip.headers import parse_token_list
-from ..sip.message import Message
+from ..sip.message import Message, Request, Response
 
 if TYPE_CHECKING:
     from .call import Call
@@ -39,6 +46,32 @@ class SessionRefresh:
             return
         self.timers[side] = timer
         self.refreshed(side, now)
+
+    def request_headers(self, side: str) -> list[tuple[str, str]]:
+        """Session-timer headers of a re-INVITE/UPDATE we send on ``side``: its
+        current interval, the refresher kept as it is (we are the UAC now)."""
+        timer = self.timers.get(side)
+        if timer is None:
+            return [("Supported", "timer")]
+        refresher = Refresher.UAC if timer.we_refresh else Refresher.UAS
+        return [("Supported", "timer"),
+                ("Session-Expires", str(SessionExpires(timer.interval, refresher)))]
+
+    def answered_by_peer(self, side: str, resp: Response, now: float) -> None:
+        """Our re-INVITE/UPDATE on ``side`` got this 2xx (RFC 4028 §7.2)."""
+        self.negotiated(side, uac_from_2xx(resp), now)
+
+    def answer_headers(self, side: str, req: Request, now: float) -> tuple[tuple[str, str], ...]:
+        """Headers of our 2xx to a re-INVITE/UPDATE from ``side`` (RFC 4028 §9): the
+        session timer goes on, so the 2xx must say so or the peer drops it."""
+        current = self.timers.get(side)
+        decision = uas_negotiate(
+            req,
+            local_interval=current.interval if current else None,
+            prefer=Refresher.UAS if current and current.we_refresh else Refresher.UAC,
+        )
+        self.negotiated(side, decision.timer, now)
+        return decision.headers
 
     def refreshed(self, side: str, now: float) -> None:
         timer = self.timers.get(side)

@@ -331,3 +331,30 @@ def test_a_refresh_update_is_answered_locally_and_restarts_the_timer() -> None:
     assert call.state is CallState.ANSWERED
     env.fire(until=110.0)
     assert call.state is CallState.ENDED
+
+
+def test_a_relayed_reinvite_keeps_each_legs_session_timer() -> None:
+    invite = INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: 70\r\nSupported: timer\r\n"
+                            b"Session-Expires: 1800;refresher=uac")
+    call, env = answered(invite, b_headers=(("Session-Expires", "1800;refresher=uas"),))
+    reinvite = (
+        "INVITE sip:centrala@192.0.2.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\n"
+        f"From: <sip:100@demo.test>;tag=caller\r\nTo: <sip:101@demo.test>;tag={call.a_tag}\r\n"
+        "Call-ID: a-call\r\nCSeq: 3 INVITE\r\nContact: <sip:100@10.0.0.1:5060>\r\n"
+        "Supported: timer\r\nSession-Expires: 1800;refresher=uac\r\n"
+        "Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(SDP)}\r\n\r\n"
+    ).encode() + SDP.replace(b"t=0 0", b"t=0 0\r\na=sendonly")
+    call.on_request("a", parse_message(reinvite), 11, 100.0)  # type: ignore[arg-type]
+    relayed, _, owner = env.requests[-1]
+    assert relayed.method == "INVITE" and b"sendonly" in relayed.body
+    assert relayed.get("Session-Expires") == "1800;refresher=uas"  # B refreshes, as before
+    ok = make_response(relayed, 200)
+    ok.add("Session-Expires", "1800;refresher=uas")
+    ok.add("Content-Type", "application/sdp")
+    ok.body = SDP
+    owner(ResponseReceived(2, parse_message(bytes(ok)), owner), 100.5)  # type: ignore[operator]
+    handle, answer = env.responses[-1]
+    assert handle == 11 and answer.status == 200
+    assert answer.get("Session-Expires") == "1800;refresher=uac"  # A still refreshes: it says so
