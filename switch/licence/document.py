@@ -244,7 +244,7 @@ def sign(licence: Licence, key: Ed25519PrivateKey) -> str:
         "# Centrala licence, signed by a licence authority: any edit of key_id,\n"
         "# signature or payload voids it.  Inspect: centrala licence show FILE --pub KEY.pub\n"
         f"format: {FORMAT}\n"
-        f"key_id: {kid}\n"
+        f'key_id: "{kid}"\n'  # quoted: 16 hex digits may read as a YAML number
         f"signature: {signature}\n"
         f"payload: |\n{body}"
     )
@@ -314,7 +314,7 @@ def _read_fields(text: str) -> _Fields:
         raise LicenceError(f"missing {', '.join(missing)}", 0)
     for name in _FILE_KEYS:
         if not isinstance(root[name], str):
-            raise LicenceError(f"{name}: expected a string", lines[name])
+            raise LicenceError(f"{name}: expected a string (quote it)", lines[name])
     return _Fields({k: str(root[k]) for k in _FILE_KEYS}, lines)
 
 

@@ -64,7 +64,7 @@ def test_sign_verify_round_trip(authority: Ed25519PrivateKey) -> None:
     original = licence(items=(("PBX-Port", 10, 1), ("PBX-VoicemailUser", 5, 1)), node="pbx1")
     text = sign(original, authority)
     assert verify(text, trusted_keys([authority.public_key()])) == original
-    assert f"format: {FORMAT}\n" in text and f"key_id: {key_id(authority.public_key())}" in text
+    assert f"format: {FORMAT}\n" in text and f'key_id: "{key_id(authority.public_key())}"' in text
     assert '    "type": "PBX-VoicemailUser",' in text  # the payload is readable as is
 
 
@@ -162,7 +162,7 @@ def _file(key: Ed25519PrivateKey, payload: str) -> str:
     kid = key_id(key.public_key())
     signature = base64.b64encode(key.sign(signed_bytes(kid, payload))).decode()
     body = "".join(f"  {line}\n" for line in payload.splitlines())
-    return f"format: {FORMAT}\nkey_id: {kid}\nsignature: {signature}\npayload: |\n{body}"
+    return f"format: {FORMAT}\nkey_id: \"{kid}\"\nsignature: {signature}\npayload: |\n{body}"
 
 
 def _value(text: str, key: str) -> str:
@@ -547,3 +547,14 @@ def test_licence_issues_wait_for_a_valid_config(
     path = config_dir(tmp_path, authority, {}, main=MAIN + "bogus: 1\n")
     issue = single(issues_of(path))  # the unknown key, not the (unchecked) licences
     assert "unknown key 'bogus'" in issue.message
+
+
+def test_a_key_id_made_only_of_digits_survives_yaml() -> None:
+    """Key ids are hex: one may be all digits (or look like 1e5...), which YAML
+    would read as a number if it were not quoted."""
+    from switch.licence.document import generate_key, sign, trusted_keys, verify
+
+    for _ in range(64):  # enough keys to meet ids of every shape, cheaply
+        key = generate_key()
+        text = sign(licence(), key)
+        assert verify(text, trusted_keys([key.public_key()])) == licence()
