@@ -482,6 +482,8 @@ class Call:
         return self.env.send_request(relayed, dest, now, relay)[1]
 
     def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[object]:
+        if self.state is CallState.ENDED:
+            return self.env.respond(relay.handle, make_response(relay.original, 481), now)
         other = self._other(relay.side)
         if other is not None:
             other[0].receive_response(resp)
@@ -566,6 +568,13 @@ class Call:
             if dialog is not None:
                 self.env.unindex(dialog.id)
         self.env.ended(self)
+        # Break the reference cycles (call <-> legs, the 2xx retransmitter): an
+        # ended call is freed by reference counting at once, not by a full GC
+        # pass that would stall the loop.  A late event of a leg still reaches
+        # the call through the leg's transaction and is handled as "ended".
+        self.b_legs = []
+        self.winner = None
+        self.a_session = None
         return []
 
     # -- timers ------------------------------------------------------------------------

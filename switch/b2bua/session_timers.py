@@ -11,6 +11,7 @@ and refresh both legs when they succeed.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from ..sip.dialog import Dialog, DialogError
@@ -34,11 +35,17 @@ B_LEG_REQUEST_HEADERS = uac_request_headers()  # Supported: timer, Session-Expir
 
 
 class SessionRefresh:
-    __slots__ = ("call", "timers")
+    __slots__ = ("_call", "timers")
 
     def __init__(self, call: "Call") -> None:
-        self.call = call
+        self._call = weakref.ref(call)  # no cycle: the call owns this object
         self.timers: dict[str, SessionTimer] = {}
+
+    @property
+    def call(self) -> "Call":
+        call = self._call()
+        assert call is not None, "session timers outlived their call"
+        return call
 
     def negotiated(self, side: str, timer: SessionTimer | None, now: float) -> None:
         if timer is None:

@@ -358,3 +358,23 @@ def test_a_relayed_reinvite_keeps_each_legs_session_timer() -> None:
     handle, answer = env.responses[-1]
     assert handle == 11 and answer.status == 200
     assert answer.get("Session-Expires") == "1800;refresher=uac"  # A still refreshes: it says so
+
+
+def test_an_ended_call_is_freed_without_the_cyclic_gc() -> None:
+    """Ended calls must not wait for a full GC pass (it stalls the loop ~1 s)."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        call, env = answered(b_headers=(("Session-Expires", "120;refresher=uac"),))
+        call.hangup(5.0, "caller", 200)
+        ref = weakref.ref(call)
+        env.requests.clear()  # the fake keeps owners (legs) the real layer drops
+        env.scheduled.clear()
+        env.over.clear()
+        env.answers.clear()
+        del call
+        assert ref() is None
+    finally:
+        gc.enable()
