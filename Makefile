@@ -25,6 +25,7 @@ BENCH_REGISTER_ARGS ?= --step-seconds 5 --runs 3 --memory-users 10000,100000
 bench: $(VENV)/.installed-bench deb-bench-pkgs
 	$(BIN)/python -m bench.parser --json bench/parser.json
 	$(BIN)/python -m bench.register $(BENCH_REGISTER_ARGS) --json bench/register.json
+	$(BIN)/python -m bench.cps --quick --json bench/cps.json
 
 check: $(VENV)/.installed
 	$(BIN)/centrala check -c $(CONFIG)
