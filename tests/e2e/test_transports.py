@@ -42,7 +42,7 @@ def free_udp6_port() -> int:
 
 def test_ipv6_listener(start_centrala: Callable[..., Centrala]) -> None:
     port = free_udp6_port()
-    c = start_centrala(extra_args=["-l", f"udp:[::1]:{port}"])
+    start_centrala(extra_args=["-l", f"udp:[::1]:{port}"])
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
         s.settimeout(3)
         s.bind(("::1", 0))

@@ -10,7 +10,6 @@ from typing import Callable
 from ruamel.yaml import YAML
 
 from tests.e2e.conftest import Centrala, centrala_bin
-from tests.e2e.sipp import run_sipp
 
 PROVIDER = "127.0.0.2"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 import logging
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
