@@ -15,6 +15,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,3 +266,66 @@ def _final_stats(path: Path) -> dict[str, str]:
         return {}
     rows = list(csv.reader(path.read_text(errors="replace").splitlines(), delimiter=";"))
     return dict(zip(rows[0], rows[-1], strict=False)) if len(rows) >= 2 else {}
+
+
+class ServerProcess:
+    """A server under test: started pinned to its core with its output in a log
+    file, ready when it answers SIP OPTIONS, stopped cleanly."""
+
+    name = "server"
+    cpu = 1  # SIPp takes core 0
+    ready_timeout_s = 60.0
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(LOCAL_IP, span=2)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{self.name}.log"
+
+    @property
+    def target(self) -> str:
+        return f"{LOCAL_IP}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str] | None:
+        return None
+
+    def start(self, wrap: Sequence[str] = ()) -> None:
+        cmd = [*taskset(self.cpu), *wrap, *self.command()]
+        with open(self.log_path, "ab") as log:
+            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, env=self.env())
+        if not self.wait_ready():
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start; see {self.log_path}:\n"
+                               f"{self.log_tail()}")
+
+    def wait_ready(self) -> bool:
+        assert self.proc is not None
+        return wait_sip_ready(self.proc, LOCAL_IP, self.port, self.ready_timeout_s)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def log_tail(self, limit: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-limit:] if self.log_path.exists() else ""
+
+
+def centrala_bin() -> str:
+    """The ``centrala`` of this interpreter's environment, else the one on PATH."""
+    local = Path(sys.executable).with_name("centrala")
+    return str(local) if local.exists() else (shutil.which("centrala") or "centrala")

@@ -58,6 +58,8 @@ from typing import Any
 
 from bench.common import (
     LOCAL_IP,
+    ServerProcess,
+    centrala_bin,
     SIPP_BUFF_SIZE,
     CpuMeter,
     free_port,
@@ -221,62 +223,24 @@ def udp_bound(host: str, port: int) -> bool:
 
 
 # -- servers ---------------------------------------------------------------------------
-class Server:
-    name = "server"
+class Server(ServerProcess):
+    """sippy's b2bua does not answer OPTIONS: ready once its port is bound."""
+
+    ready_timeout_s = READY_TIMEOUT_S
 
     def __init__(self, workdir: Path, uas_port: int) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(LOCAL_IP, span=2)
+        super().__init__(workdir)
         self.uas_port = uas_port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.name}.log"
 
-    @property
-    def target(self) -> str:
-        return f"{LOCAL_IP}:{self.port}"
-
-    @property
-    def pid(self) -> int:
+    def wait_ready(self) -> bool:
         assert self.proc is not None
-        return self.proc.pid
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def env(self) -> dict[str, str] | None:
-        return None
-
-    def start(self, wrap: Sequence[str] = ()) -> None:
-        cmd = [*taskset(SERVER_CPU), *wrap, *self.command()]
-        with open(self.log_path, "ab") as log:
-            log.write(f"$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT, env=self.env())
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + self.ready_timeout_s
         while not udp_bound(LOCAL_IP, self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not start; see {self.log_path}:\n"
-                                   f"{self.log_tail()}")
+                return False
             time.sleep(0.1)
         time.sleep(0.5)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-    def log_tail(self, limit: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-limit:] if self.log_path.exists() else ""
-
-
-def centrala_bin() -> str:
-    local = Path(sys.executable).with_name("centrala")
-    return str(local) if local.exists() else (shutil.which("centrala") or "centrala")
+        return True
 
 
 class Centrala(Server):

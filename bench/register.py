@@ -53,15 +53,14 @@ from typing import Any
 
 from bench.common import (
     LOCAL_IP,
+    ServerProcess,
+    centrala_bin,
     CpuMeter,
     SippRun,
     free_port,
     rss_bytes,
     run_sipp,
-    stop_process,
     summary,
-    taskset,
-    wait_sip_ready,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -195,52 +194,8 @@ def write_inputs(workdir: Path, users: int) -> tuple[Path, Path]:
 
 
 # -- servers ---------------------------------------------------------------------------
-class Server:
-    name = "server"
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(LOCAL_IP, span=2)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.name}.log"
-
-    @property
-    def target(self) -> str:
-        return f"{LOCAL_IP}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        cmd = [*taskset(SERVER_CPU), *self.command()]
-        with open(self.log_path, "ab") as log:
-            log.write(f"$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if not wait_sip_ready(self.proc, LOCAL_IP, self.port, READY_TIMEOUT_S):
-            self.stop()
-            raise RuntimeError(f"{self.name} did not answer OPTIONS; see {self.log_path}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-
-def centrala_bin() -> str:
-    local = Path(sys.executable).with_name("centrala")
-    return str(local) if local.exists() else (shutil.which("centrala") or "centrala")
+class Server(ServerProcess):
+    ready_timeout_s = READY_TIMEOUT_S
 
 
 class Centrala(Server):
