@@ -232,6 +232,29 @@ def trunks(config: ConfigDir = Path("config"), state: StateDir = None) -> None:
 
 
 @app.command()
+def status(
+    config: ConfigDir = Path("config"),
+    state: StateDir = None,
+    collect: Annotated[
+        bool, typer.Option("--gc", help="Run a full garbage collection first (for RSS).")
+    ] = False,
+) -> None:
+    """Counters of the running switch as JSON: calls, transactions, tasks, bindings, fds."""
+    import json
+
+    from .app import state_dir_of
+    from .control import call
+
+    cfg = _load_or_exit(config)
+    try:
+        counters = call(state_dir_of(cfg, state), "status", gc=collect)
+    except ConnectionError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(counters, indent=2))
+
+
+@app.command()
 def cdr(
     config: ConfigDir = Path("config"),
     state: StateDir = None,
