@@ -1,0 +1,482 @@
+"""RTP anchoring: the media relay between the two legs of a call.
+
+Theory of operation
+-------------------
+``MediaRelay`` (one per switch) owns the ``PortAllocator`` and opens one
+``RelayStream`` per m-line of a call.  A stream has two sides, "a" and "b",
+each with its own local RTP socket (and RTCP socket, unless that side uses
+rtcp-mux).  What arrives on side a's sockets leaves from side b's sockets
+towards b's remote, and back.
+
+The hot path is one synchronous callback per readable socket, registered with
+``loop.add_reader`` (STYLE rule 12; measured against a datagram transport in
+``bench/media.py``): ``recvfrom_into`` a buffer shared by the whole relay,
+check the first byte, compare the source with the latched address, rewrite
+the payload type (and SSRC/seq/timestamp when a ``Rewriter`` is set) in
+place, ``sendto``, count.  No awaits, no logging, no object built per packet
+beyond what the socket calls return.  Opening a stream is synchronous, so
+the B2BUA can do it while it writes an SDP.
+
+Latching (symmetric RTP, RFC 4961; "comedia"): ``set_remote`` gives the
+address from the SDP.  Until a side has sent, packets for it go to that
+address.  The first packet from the SDP's IP, from any port (NAT), latches
+the side's real address, separately for RTP and RTCP; from then on replies
+go there.  Packets from any other IP are dropped, so nobody can inject media
+into, or draw media out of, a call by guessing its ports (RTP bleed,
+CVE-2017-14099).  A latched side re-latches only when ``set_remote`` brings
+a different address, or when a new port of the same IP keeps sending while
+the latched one stays silent for ``relatch_silence_s`` (a NAT rebinding):
+the first packet of the newcomer starts the clock, and the switch happens on
+its first packet after that time if the latched source sent nothing since.
+The clock is read only on that slow path.
+
+Counters per side (``SideCounters``) are plain integers on the side, read by
+CDR/QoS code when it wants them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .ports import PortAllocator, PortPair
+from .rtp import (
+    RTCP_HEADER_SIZE,
+    RTCP_MUX_FIRST,
+    RTCP_MUX_LAST,
+    RTP_HEADER_SIZE,
+    is_rtcp,
+    is_rtp,
+    read_seq_ts_ssrc,
+    write_seq_ts_ssrc,
+)
+
+log = logging.getLogger("centrala.media")
+
+Side = Literal["a", "b"]
+Addr = tuple[str, int]
+MAX_DATAGRAM = 65535  # one receive buffer for the whole relay: nothing is ever truncated
+
+
+class Rewriter:
+    """Makes what is sent to one side a single continuous RTP stream.
+
+    When the source of the packets changes (another SSRC: a player takes
+    over, then the relay resumes), sequence numbers go on from the last one
+    sent, the timestamp jumps by the wall-clock time elapsed (so the
+    receiver's jitter buffer sees a pause, not a leap) and the marker bit
+    flags the new talkspurt; every packet carries ``ssrc``.  Between changes
+    it adds two constant offsets.  The clock is read only on a change.
+    """
+
+    __slots__ = (
+        "_base_time",
+        "_base_ts",
+        "_clock",
+        "_last_seq",
+        "_last_ts",
+        "_seq_off",
+        "_source",
+        "_started",
+        "_ts_off",
+        "clock_rate",
+        "min_step",
+        "ssrc",
+    )
+
+    def __init__(
+        self, ssrc: int, clock_rate: int = 8000, min_step: int = 160,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ssrc, self.clock_rate, self.min_step = ssrc, clock_rate, min_step
+        self._clock = clock
+        self._started = False
+        self._source = -1  # no SSRC is -1: the next packet resyncs
+        self._seq_off = self._ts_off = 0
+        self._last_seq = self._last_ts = 0
+        self._base_time = 0.0
+        self._base_ts = 0
+
+    def restart(self) -> None:
+        """The next packet starts a new segment even if its SSRC is unchanged."""
+        self._source = -1
+
+    def rewrite(self, buf: bytearray | memoryview) -> None:
+        """Rewrite SSRC, sequence number and timestamp of the packet in ``buf`` in place."""
+        seq, ts, source = read_seq_ts_ssrc(buf)
+        if source != self._source:
+            self._resync(buf, seq, ts, source)
+        self._last_seq = seq = (seq + self._seq_off) & 0xFFFF
+        self._last_ts = ts = (ts + self._ts_off) & 0xFFFFFFFF
+        write_seq_ts_ssrc(buf, seq, ts, self.ssrc)
+
+    def _resync(self, buf: bytearray | memoryview, seq: int, ts: int, source: int) -> None:
+        now = self._clock()
+        if not self._started:  # the very first packet: pass its numbers through
+            self._started = True
+            out_seq, out_ts = seq, ts
+        else:
+            elapsed = round((now - self._base_time) * self.clock_rate)
+            step = (self._base_ts + elapsed - self._last_ts) & 0xFFFFFFFF
+            if step < self.min_step or step >= 0x80000000:  # too close, or behind
+                step = self.min_step
+            out_seq, out_ts = self._last_seq + 1, self._last_ts + step
+            buf[1] |= 0x80  # RFC 3551 §4.1: marker on the first packet of a talkspurt
+        self._seq_off = (out_seq - seq) & 0xFFFF
+        self._ts_off = (out_ts - ts) & 0xFFFFFFFF
+        self._source, self._base_time, self._base_ts = source, now, out_ts & 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class SideCounters:
+    """What one side sent us (in) and what we sent it (out)."""
+
+    packets_in: int
+    bytes_in: int
+    rtcp_in: int
+    packets_out: int
+    bytes_out: int
+    dropped: int  # received from this side and not relayed: not RTP, foreign source, no target
+
+
+class _Side:
+    """One side of a stream: its sockets, its remote, its latches, its counters."""
+
+    __slots__ = (
+        "buf",
+        "bytes_in",
+        "bytes_out",
+        "cand_rtcp",
+        "cand_rtp",
+        "dropped",
+        "expected_ip",
+        "held",
+        "mux",
+        "name",
+        "packets_out",
+        "pair",
+        "peer",
+        "pt_table",
+        "rewriter",
+        "rtcp_dst",
+        "rtcp_in",
+        "rtcp_recv",
+        "rtcp_send",
+        "rtcp_src",
+        "rtp_dst",
+        "rtp_in",
+        "rtp_recv",
+        "rtp_send",
+        "rtp_src",
+        "sdp_rtcp",
+        "sdp_rtp",
+        "stream",
+        "view",
+    )
+
+    def __init__(self, stream: RelayStream, name: Side, pair: PortPair) -> None:
+        self.stream, self.name, self.pair = stream, name, pair
+        self.mux = pair.rtcp is None
+        self.peer: _Side = self
+        self.buf, self.view = stream.relay.buffer, stream.relay.view
+        self.rtp_recv, self.rtp_send = pair.rtp.recvfrom_into, pair.rtp.sendto
+        rtcp = pair.rtp if pair.rtcp is None else pair.rtcp
+        self.rtcp_recv, self.rtcp_send = rtcp.recvfrom_into, rtcp.sendto
+        self.expected_ip: str | None = None
+        self.sdp_rtp: Addr | None = None
+        self.sdp_rtcp: Addr | None = None
+        self.rtp_src: tuple[object, ...] | None = None  # latched: as recvfrom returned it
+        self.rtcp_src: tuple[object, ...] | None = None
+        self.rtp_dst: tuple[object, ...] | None = None  # where packets for this side go
+        self.rtcp_dst: tuple[object, ...] | None = None
+        self.held = False
+        self.pt_table: bytes | None = None  # applied to packets *from* this side
+        self.rewriter: Rewriter | None = None  # applied to packets sent *to* this side
+        self.cand_rtp: tuple[float, int] | None = None  # re-latch candidate: (since, count)
+        self.cand_rtcp: tuple[float, int] | None = None
+        self.rtp_in = self.rtcp_in = self.bytes_in = 0
+        self.packets_out = self.bytes_out = self.dropped = 0
+
+    # -- hot path ----------------------------------------------------------------------
+    def on_rtp(self) -> None:
+        """The RTP socket is readable: relay one packet (or muxed RTCP) to the peer."""
+        try:
+            n, addr = self.rtp_recv(self.buf)
+        except OSError:  # EAGAIN, or an ICMP error reported on the socket
+            return
+        buf = self.buf
+        if n < RTCP_HEADER_SIZE or buf[0] & 0xC0 != 0x80 or (  # not version 2
+            addr != self.rtp_src and not self.accept(addr, False)
+        ):
+            self.dropped += 1
+            return
+        peer = self.peer
+        if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:  # RFC 5761 §4: RTCP on the RTP port
+            self.rtp_in += 1
+            self.bytes_in += n
+            peer.send_rtcp(self, n)
+            return
+        if n < RTP_HEADER_SIZE:
+            self.dropped += 1
+            return
+        self.rtp_in += 1
+        self.bytes_in += n
+        if peer.held:
+            return
+        table = self.pt_table
+        if table is not None:
+            b1 = buf[1]
+            buf[1] = (b1 & 0x80) | table[b1 & 0x7F]
+        if peer.rewriter is not None:
+            peer.rewriter.rewrite(buf)
+        dst = peer.rtp_dst
+        if dst is None:
+            self.dropped += 1
+            return
+        try:
+            peer.rtp_send(self.view[:n], dst)
+        except OSError:
+            self.dropped += 1
+            return
+        peer.packets_out += 1
+        peer.bytes_out += n
+
+    def on_rtcp(self) -> None:
+        """The RTCP socket (no mux) is readable: relay one compound packet to the peer."""
+        try:
+            n, addr = self.rtcp_recv(self.buf)
+        except OSError:
+            return
+        if not is_rtcp(self.buf, n) or (addr != self.rtcp_src and not self.accept(addr, True)):
+            self.dropped += 1
+            return
+        self.rtcp_in += 1
+        self.bytes_in += n
+        self.peer.send_rtcp(self, n)
+
+    def send_rtcp(self, origin: _Side, n: int) -> None:
+        """Send the ``n`` bytes of RTCP in the shared buffer to this side."""
+        dst = self.rtcp_dst
+        if dst is None:
+            origin.dropped += 1
+            return
+        try:
+            self.rtcp_send(self.view[:n], dst)
+        except OSError:
+            origin.dropped += 1
+            return
+        self.packets_out += 1
+        self.bytes_out += n
+
+    # -- latching (slow path) ----------------------------------------------------------
+    def accept(self, addr: tuple[object, ...], rtcp: bool) -> bool:
+        """A packet from an address other than the latched one: latch it, or not."""
+        if addr[0] != self.expected_ip:
+            return False  # another IP: never (RTP bleed)
+        latched = self.rtcp_src if rtcp else self.rtp_src
+        if latched is not None:
+            count = self.rtcp_in if rtcp else self.rtp_in
+            now = self.stream.relay.loop.time()
+            candidate = self.cand_rtcp if rtcp else self.cand_rtp
+            if candidate is None or candidate[1] != count:  # first try, or the latched one spoke
+                self._set_candidate(rtcp, (now, count))
+                return False
+            if now - candidate[0] < self.stream.relay.relatch_silence_s:
+                return False
+        self._latch(addr, rtcp, relatch=latched is not None)
+        return True
+
+    def _set_candidate(self, rtcp: bool, value: tuple[float, int] | None) -> None:
+        if rtcp:
+            self.cand_rtcp = value
+        else:
+            self.cand_rtp = value
+
+    def _latch(self, addr: tuple[object, ...], rtcp: bool, relatch: bool) -> None:
+        self._set_candidate(rtcp, None)
+        if rtcp:
+            self.rtcp_src = self.rtcp_dst = addr
+        else:
+            self.rtp_src = self.rtp_dst = addr
+            if self.mux:
+                self.rtcp_dst = addr
+            elif relatch:  # the NAT rebound: RTCP's mapping has moved too
+                self.rtcp_src, self.rtcp_dst = None, self.sdp_rtcp
+        log.debug("[%s] side %s %s %s to %s:%s", self.stream.call_ref, self.name,
+                  "RTCP" if rtcp else "RTP", "re-latched" if relatch else "latched",
+                  addr[0], addr[1])
+
+    def set_remote(self, rtp: Addr, rtcp: Addr | None, source_ip: str | None) -> None:
+        ip = _canonical_ip(rtp[0])
+        rtcp = rtcp or (rtp if self.mux else (rtp[0], rtp[1] + 1))  # RFC 3605 default
+        expected = _canonical_ip(source_ip or ip)
+        if (rtp, rtcp, expected) == (self.sdp_rtp, self.sdp_rtcp, self.expected_ip):
+            return  # same SDP again (a session refresh): keep the latches
+        self.expected_ip, self.sdp_rtp, self.sdp_rtcp = expected, rtp, rtcp
+        self.rtp_src = self.rtcp_src = self.cand_rtp = self.cand_rtcp = None
+        self.rtp_dst, self.rtcp_dst = rtp, (rtp if self.mux else rtcp)
+
+    def counters(self) -> SideCounters:
+        return SideCounters(
+            self.rtp_in + self.rtcp_in, self.bytes_in, self.rtcp_in,
+            self.packets_out, self.bytes_out, self.dropped,
+        )
+
+
+def _canonical_ip(ip: str) -> str:
+    """The textual form ``recvfrom`` reports, to compare sources with a plain ``==``."""
+    return ipaddress.ip_address(ip).compressed
+
+
+class RelayStream:
+    """One relayed m-line: sides "a" and "b", each with its local ports."""
+
+    def __init__(self, relay: MediaRelay, call_ref: Hashable, pair_a: PortPair,
+                 pair_b: PortPair) -> None:
+        self.relay, self.call_ref = relay, call_ref
+        self.closed = False
+        self._fds: list[int] = []
+        a, b = _Side(self, "a", pair_a), _Side(self, "b", pair_b)
+        a.peer, b.peer = b, a
+        self._sides = {"a": a, "b": b}
+
+    def start(self) -> None:
+        """Watch the sockets: from now on packets are relayed."""
+        for side in self._sides.values():
+            self._watch(side.pair.rtp.fileno(), side.on_rtp)
+            if side.pair.rtcp is not None:
+                self._watch(side.pair.rtcp.fileno(), side.on_rtcp)
+
+    def _watch(self, fd: int, callback: Callable[[], None]) -> None:
+        self.relay.loop.add_reader(fd, callback)
+        self._fds.append(fd)
+
+    def local(self, side: Side) -> tuple[str, int, int]:
+        """(address to advertise, RTP port, RTCP port) of our end facing ``side``."""
+        pair = self._sides[side].pair
+        return self.relay.advertise, pair.port, pair.rtcp_port
+
+    def set_remote(self, side: Side, rtp_addr: Addr, rtcp_addr: Addr | None = None, *,
+                   source_ip: str | None = None) -> None:
+        """The remote's address from its SDP (``rtcp_addr`` from a=rtcp, RFC 3605).
+
+        Packets are accepted from ``source_ip`` (default: the SDP's IP), from any
+        port.  A changed address drops the latches; the same one keeps them."""
+        self._sides[side].set_remote(rtp_addr, rtcp_addr, source_ip)
+
+    def set_pt_map(self, from_side: Side, mapping: Mapping[int, int]) -> None:
+        """Rewrite the payload type of RTP packets coming from ``from_side``."""
+        if any(not (0 <= k < 128 and 0 <= v < 128) for k, v in mapping.items()):
+            raise ValueError(f"payload types must be 0..127: {dict(mapping)}")
+        identity = all(k == v for k, v in mapping.items())
+        table = None if identity else bytes(mapping.get(pt, pt) for pt in range(128))
+        self._sides[from_side].pt_table = table
+
+    def hold(self, side: Side, on: bool) -> None:
+        """Stop (or resume) relaying RTP to ``side``; RTCP keeps flowing (RFC 3264 §8.4)."""
+        self._sides[side].held = on
+
+    def set_rewriter(self, side: Side, rewriter: Rewriter | None) -> None:
+        """Make every RTP packet sent to ``side`` part of one continuous stream."""
+        self._sides[side].rewriter = rewriter
+
+    def send(self, side: Side, packet: bytearray) -> bool:
+        """Send an RTP packet made here (a player) to ``side``, through its rewriter,
+        held or not; False when the side has no address yet or the send failed."""
+        target = self._sides[side]
+        if self.closed or target.rtp_dst is None or not is_rtp(packet, len(packet)):
+            return False
+        if target.rewriter is not None:
+            target.rewriter.rewrite(packet)
+        try:
+            target.rtp_send(packet, target.rtp_dst)
+        except OSError:
+            return False
+        target.packets_out += 1
+        target.bytes_out += len(packet)
+        return True
+
+    def counters(self, side: Side) -> SideCounters:
+        return self._sides[side].counters()
+
+    def latched(self, side: Side) -> tuple[tuple[object, ...] | None, tuple[object, ...] | None]:
+        """The (RTP, RTCP) source addresses ``side`` is latched to, if any."""
+        s = self._sides[side]
+        return s.rtp_src, s.rtcp_src
+
+    def close(self) -> None:
+        """Stop watching the sockets and free the ports; safe to call again."""
+        if self.closed:
+            return
+        self.closed = True
+        loop = self.relay.loop
+        try:
+            while self._fds:
+                fd = self._fds.pop()
+                if not loop.is_closed():
+                    loop.remove_reader(fd)
+        finally:
+            for side in self._sides.values():
+                self.relay.ports.release(side.pair)
+
+
+class MediaRelay:
+    """The relay engine of a switch: opens streams, frees them by call."""
+
+    def __init__(
+        self,
+        ports: PortAllocator,
+        *,
+        advertise: str | None = None,
+        relatch_silence_s: float = 2.0,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.ports = ports
+        self.advertise = advertise or ports.host  # the address our SDP gives
+        self.relatch_silence_s = relatch_silence_s
+        self.loop = loop or asyncio.get_running_loop()
+        self.buffer = bytearray(MAX_DATAGRAM)
+        self.view = memoryview(self.buffer)
+        self._calls: dict[Hashable, list[RelayStream]] = {}
+
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False) -> RelayStream:
+        """A new stream of ``call_ref`` with fresh ports on both sides (``PortsExhausted``)."""
+        pair_a = self.ports.allocate(mux_a)
+        try:
+            pair_b = self.ports.allocate(mux_b)
+        except BaseException:
+            self.ports.release(pair_a)
+            raise
+        stream = RelayStream(self, call_ref, pair_a, pair_b)
+        try:
+            stream.start()
+        except BaseException:
+            stream.close()
+            raise
+        self._calls.setdefault(call_ref, []).append(stream)
+        return stream
+
+    def streams(self, call_ref: Hashable) -> list[RelayStream]:
+        return list(self._calls.get(call_ref, ()))
+
+    def close_call(self, call_ref: Hashable) -> None:
+        """Close every stream of ``call_ref``; unknown or already closed calls are fine."""
+        streams = self._calls.pop(call_ref, [])
+        while streams:
+            try:
+                streams.pop().close()
+            except Exception:  # never leave the other streams' ports behind
+                log.exception("[%s] closing a media stream failed", call_ref)
+
+    def close(self) -> None:
+        """Close every call (switch shutdown)."""
+        for call_ref in list(self._calls):
+            self.close_call(call_ref)
+
+    def ports_in_use(self) -> int:
+        return self.ports.in_use()
