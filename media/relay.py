@@ -219,7 +219,7 @@ class _Side:
         if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:  # RFC 5761 §4: RTCP on the RTP port
             self.rtp_in += 1
             self.bytes_in += n
-            peer.send_rtcp(self, n)
+            peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
             return
         if n < RTP_HEADER_SIZE:
             self.dropped += 1
@@ -234,17 +234,7 @@ class _Side:
             buf[1] = (b1 & 0x80) | table[b1 & 0x7F]
         if peer.rewriter is not None:
             peer.rewriter.rewrite(buf)
-        dst = peer.rtp_dst
-        if dst is None:
-            self.dropped += 1
-            return
-        try:
-            peer.rtp_send(self.view[:n], dst)
-        except OSError:
-            self.dropped += 1
-            return
-        peer.packets_out += 1
-        peer.bytes_out += n
+        peer.deliver(self, peer.rtp_send, peer.rtp_dst, n)
 
     def on_rtcp(self) -> None:
         """The RTCP socket (no mux) is readable: relay one compound packet to the peer."""
@@ -257,16 +247,18 @@ class _Side:
             return
         self.rtcp_in += 1
         self.bytes_in += n
-        self.peer.send_rtcp(self, n)
+        peer = self.peer
+        peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
 
-    def send_rtcp(self, origin: _Side, n: int) -> None:
-        """Send the ``n`` bytes of RTCP in the shared buffer to this side."""
-        dst = self.rtcp_dst
+    def deliver(self, origin: _Side, send: Callable[..., int], dst: tuple[object, ...] | None,
+                n: int) -> None:
+        """Send the first ``n`` bytes of the shared buffer to this side's RTP or RTCP
+        address; a packet that cannot go counts as dropped by ``origin``."""
         if dst is None:
             origin.dropped += 1
             return
         try:
-            self.rtcp_send(self.view[:n], dst)
+            send(self.view[:n], dst)
         except OSError:
             origin.dropped += 1
             return
@@ -312,9 +304,8 @@ class _Side:
                   addr[0], addr[1])
 
     def set_remote(self, rtp: Addr, rtcp: Addr | None, source_ip: str | None) -> None:
-        ip = _canonical_ip(rtp[0])
         rtcp = rtcp or (rtp if self.mux else (rtp[0], rtp[1] + 1))  # RFC 3605 default
-        expected = _canonical_ip(source_ip or ip)
+        expected = _canonical_ip(source_ip or rtp[0])
         if (rtp, rtcp, expected) == (self.sdp_rtp, self.sdp_rtcp, self.expected_ip):
             return  # same SDP again (a session refresh): keep the latches
         self.expected_ip, self.sdp_rtp, self.sdp_rtcp = expected, rtp, rtcp
