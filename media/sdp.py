@@ -553,19 +553,22 @@ class MediaDescription(_Attributes):
     def _set_payload_attribute(self, name: str, pt: int, value: str) -> None:
         new = Attribute(name, value)
         for i, a in enumerate(self.attributes):
-            if a.name == name and (a.value or "").partition(" ")[0] == str(pt):
+            if a.name == name and _payload_type_of(a) == str(pt):
                 self.attributes[i] = new
                 return
         self.attributes.append(new)
 
     def remove_format(self, fmt: str) -> None:
         """Drop ``fmt`` from the m= line with its rtpmap, fmtp and rtcp-fb lines."""
-        self.formats = [f for f in self.formats if f != fmt]
-        self.attributes = [a for a in self.attributes if _payload_type_of(a) != fmt]
+        key = _format_key(fmt)
+        self.formats = [f for f in self.formats if _format_key(f) != key]
+        self.attributes = [a for a in self.attributes if _payload_type_of(a) != key]
 
     def renumber(self, mapping: Mapping[int, int]) -> None:
         """Rewrite payload types on the m= line and in rtpmap/fmtp/rtcp-fb lines."""
-        self.formats = [str(mapping.get(int(f), f)) for f in self.formats]
+        self.formats = [
+            str(mapping[int(f)]) if f.isdigit() and int(f) in mapping else f for f in self.formats
+        ]
         self.attributes = [_renumbered(a, mapping) for a in self.attributes]
 
     @property
@@ -599,18 +602,24 @@ class MediaDescription(_Attributes):
             self.attributes.append(Attribute("rtcp-mux"))
 
 
+def _format_key(fmt: str) -> str:
+    """A format as compared: payload type "08" is "8"."""
+    return str(int(fmt)) if fmt.isdigit() and len(fmt) <= 3 else fmt
+
+
 def _payload_type_of(a: Attribute) -> str | None:
     """The format an rtpmap/fmtp/rtcp-fb line is about (None for others, "*" for all)."""
     if a.name not in PAYLOAD_TYPE_ATTRIBUTES:
         return None
-    return (a.value or "").partition(" ")[0]
+    return _format_key((a.value or "").partition(" ")[0])
 
 
 def _renumbered(a: Attribute, mapping: Mapping[int, int]) -> Attribute:
     pt = _payload_type_of(a)
     if pt is None or not pt.isdigit() or int(pt) not in mapping:
         return a
-    return Attribute(a.name, f"{mapping[int(pt)]}{(a.value or '')[len(pt):]}")
+    rest = (a.value or "").partition(" ")[2]
+    return Attribute(a.name, f"{mapping[int(pt)]} {rest}" if rest else str(mapping[int(pt)]))
 
 
 # -- session descriptions ---------------------------------------------------------

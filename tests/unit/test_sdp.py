@@ -711,3 +711,12 @@ def mutated_samples(draw: st.DrawFn) -> bytes:
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_samples_parse_or_raise_sdp_error(data: bytes) -> None:
     parses_or_refuses(data)
+
+
+def test_payload_types_with_leading_zeros_compare_as_numbers() -> None:
+    m = MediaDescription.parse(b"m=audio 5004 RTP/AVP 08 096\r\na=rtpmap:096 opus/48000/2\r\n")
+    assert m.payload_types == [8, 96] and m.codec(96) == Codec("opus", 48000, 2)
+    m.renumber({96: 111})
+    assert m.formats == ["08", "111"] and m.codec(111) == Codec("opus", 48000, 2)
+    m.remove_format("8")
+    assert m.formats == ["111"]
