@@ -34,8 +34,12 @@ its answer (``x_to_y``) and sends with the numbers of the offer it got, which
 are X's; many phones send with their own answer numbers instead, so
 ``y_to_x`` takes both wherever they do not collide.
 
+A re-INVITE from the answerer, or an offer in a 2xx to an INVITE without
+SDP, goes through the same two functions with the legs' roles swapped.
+
 Everything here is pure: no sockets, no clock, no randomness.  The caller
-supplies the anchors and the session ids and keeps one ``LegOrigin`` per leg.
+supplies the anchors and the session ids and keeps one ``LegOrigin`` per leg
+for the life of the call.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from .sdp import (
     DIRECTIONS,
     NOT_ACCEPTABLE_HERE,
+    Attribute,
     Codec,
     Connection,
     Direction,
@@ -343,13 +348,16 @@ def _anchored_session(
         session_name=source.session_name,
         connection=Connection.of(address),
         bandwidths=list(source.bandwidths),
-        attributes=[
-            a for a in source.attributes
-            if a.name not in _NOT_RELAYED and not (a.value or "").startswith("BUNDLE")
-        ],
+        attributes=[a for a in source.attributes if _relayed_session_attribute(a)],
         media=media,
         extra=[x for x in source.extra if x.type in ("t", "r")] or [Line("t", "0 0")],
     )
+
+
+def _relayed_session_attribute(a: Attribute) -> bool:
+    """RFC 8843 BUNDLE would send every stream to one anchor port: not offered."""
+    bundle = a.name == "group" and (a.value or "").startswith("BUNDLE")
+    return a.name not in _NOT_RELAYED and not bundle
 
 
 def _copy_media(m: MediaDescription) -> MediaDescription:

@@ -22,7 +22,7 @@ made at parse time is compared with the current one.
 
 Every problem raises ``SdpError`` carrying the SIP status to answer: 400 when
 the text is not well-formed SDP, 488 when it is SDP the switch cannot use
-(RFC 3261 §21.4.26).  No other exception escapes ``parse()`` or an accessor.
+(RFC 3261 §21.4.26), 513 when it is over ``MAX_SIZE``.  No other exception escapes ``parse()`` or an accessor.
 Duplicates are resolved deterministically, never trusted as unique: the first
 ``a=rtpmap``/``a=fmtp`` of a payload type wins, a format listed twice on an
 ``m=`` line counts once (FreeSWITCH GHSA-gjj5-79p2-9g3q).
@@ -339,10 +339,10 @@ class Rtcp:
 
 def _decimal_ms(value: str, what: str) -> int:
     """``a=ptime``/``a=maxptime`` (§6.4, §6.5): milliseconds, a fraction is rounded."""
-    match = _DECIMAL_RE.match(value)
-    if not match or not 0 < round(float(value)) <= 10000:
+    ms = round(float(value)) if _DECIMAL_RE.match(value) else 0
+    if not 0 < ms <= 10000:
         raise SdpError(f"malformed a={what}: {value[:40]!r}")
-    return round(float(value))
+    return ms
 
 
 # -- attribute lists (shared by the session level and media sections) -----------
@@ -409,7 +409,7 @@ def _line(text: str) -> Line:
     return Line(match[1], match[2])
 
 
-def _serialise(ranked: list[tuple[int, str]]) -> list[str]:
+def _in_order(ranked: list[tuple[int, str]]) -> list[str]:
     return [text for _, text in sorted(ranked, key=lambda item: item[0])]
 
 
@@ -461,8 +461,8 @@ class MediaDescription(_Attributes):
         port, slash, count = port.partition("/")
         m = cls(_token(media, "m= media"), _uint(port, 65535, "m= port"), proto, formats)
         if slash:
-            m.port_count = _uint(count, 65535, "m= number of ports") or None
-            if m.port_count is None:
+            m.port_count = _uint(count, 65535, "m= number of ports")
+            if m.port_count == 0:
                 raise SdpError("m= with zero ports")
         if not _PROTO_RE.match(proto):
             raise SdpError(f"m= proto is not a token: {proto[:40]!r}")
@@ -507,7 +507,7 @@ class MediaDescription(_Attributes):
             ranked.append((_MEDIA_RANK["c"], f"c={self.connection}"))
         ranked += [(_MEDIA_RANK["b"], f"b={b}") for b in self.bandwidths]
         ranked += [(_MEDIA_RANK["a"], f"a={a}") for a in self.attributes]
-        return _serialise(ranked)
+        return _in_order(ranked)
 
     # -- typed views -------------------------------------------------------------
     @property
@@ -696,7 +696,7 @@ class SessionDescription(_Attributes):
             ranked.append((_SESSION_RANK["c"], f"c={self.connection}"))
         ranked += [(_SESSION_RANK["b"], f"b={b}") for b in self.bandwidths]
         ranked += [(_SESSION_RANK["a"], f"a={a}") for a in self.attributes]
-        lines = _serialise(ranked) + [line for m in self.media for line in m.lines()]
+        lines = _in_order(ranked) + [line for m in self.media for line in m.lines()]
         return "".join(f"{line}\r\n" for line in lines).encode("ascii")
 
     # -- effective values of a media section -----------------------------------

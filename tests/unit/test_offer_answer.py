@@ -18,7 +18,7 @@ from media.offer_answer import (
     anchor_offer,
     is_hold,
 )
-from media.sdp import Codec, Connection, Direction, Rtcp, SdpError, SessionDescription
+from media.sdp import Codec, Connection, Direction, Fmtp, Rtcp, SdpError, SessionDescription
 from tests.unit.test_sdp import (
     BARESIP,
     IPV6,
@@ -276,7 +276,7 @@ def test_renumbered_dynamic_payload_types_are_mapped_back() -> None:
     m = reparsed(back).media[0]
     assert m.payload_types == [111, 101]
     assert m.codec(111) == Codec("opus", 48000, 2) and m.codec(101) == Codec("telephone-event", 8000)
-    assert m.fmtp(111) is not None and m.fmtp(111).params == "useinbandfec=1"  # type: ignore[union-attr]
+    assert m.fmtp(111) == Fmtp("111", "useinbandfec=1")
     assert m.attribute_values("rtcp-fb") == ["111 nack"]
     plan = plans[0]
     assert plan.x_to_y == {111: 96, 101: 100}

@@ -439,7 +439,8 @@ def test_duplicate_codec_names_are_distinct_formats() -> None:
     sd = with_lines(bytes(sd), b"a=rtpmap:111", b"a=rtpmap:112 OPUS/48000/2\r\na=rtpmap:111")
     m = sd.media[0]
     assert m.payload_types[:2] == [112, 111]
-    assert m.codec(112).key == m.codec(111).key  # type: ignore[union-attr]
+    assert m.codec(112) == Codec("OPUS", 48000, 2) and m.codec(111) == Codec("opus", 48000, 2)
+    assert Codec("OPUS", 48000, 2).key == Codec("opus", 48000, 2).key
 
 
 # -- malformed input -----------------------------------------------------------------------------
