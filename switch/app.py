@@ -32,13 +32,14 @@ from .b2bua.identify import CallerIdentifier
 from .b2bua.credit import KEY as CREDIT_KEY
 from .b2bua.manager import CallManager
 from .b2bua.plan import BusyLookup, DialplanPlan
+from .compiled import describe, stale_extensions
 from .control import ControlServer
 from .dispatch import Dispatcher
 from .registrar.location import AorKey, Binding
 from .registrar.qualify import Qualifier, qualify_request
 from .registrar.runtime import RegistrarRuntime
 from .sip.core import CoreSettings, SipCore
-from .sip.events import ResponseReceived, TransactionTimeout, TransportError
+from .sip.events import Output, ResponseReceived, TransactionTimeout, TransportError
 from .sip.timers import TimerConfig
 from .storage import open_storage, sqlite_url
 from .storage.base import Storage
@@ -124,7 +125,9 @@ class Switch:
         self._install_signals()
         tune_gc()
         background = [asyncio.create_task(self._watch_config()), asyncio.create_task(self._ticks())]
-        log.info("Centrala %s running, state in %s", __version__, self.state_dir)
+        log.info("Centrala %s running (%s), state in %s", __version__, describe(), self.state_dir)
+        for source in stale_extensions():
+            log.warning("%s changed since it was compiled: reinstall to run the change", source)
         await self._stop.wait()
         for task in background:
             task.cancel()
@@ -208,7 +211,7 @@ class Switch:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    def send_outputs(self, outputs: list[object]) -> None:
+    def send_outputs(self, outputs: list[Output]) -> None:
         """Transaction outputs produced outside an event (after an await)."""
         assert self.core is not None and self.endpoint is not None
         self.endpoint.send_all(self.core.dispatch(outputs, asyncio.get_running_loop().time()))

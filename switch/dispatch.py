@@ -16,14 +16,14 @@ from typing import Callable
 from .sip.builders import make_response, new_tag
 from .sip.core import KNOWN_METHODS, SipCore
 from .sip.errors import SipError
-from .sip.events import AckReceived, CancelReceived, RequestReceived
+from .sip.events import AckReceived, CancelReceived, Output, RequestReceived
 from .sip.headers import parse_token_list
 from .sip.message import Request, Response
 from .sip.uri import AbsoluteUri
 
 log = logging.getLogger("centrala.dispatch")
 
-RequestHandler = Callable[[RequestReceived, float], list[object]]
+RequestHandler = Callable[[RequestReceived, float], list[Output]]
 
 # Option tags this element implements (RFC 3261 §19.2); grows with the features.
 SUPPORTED_OPTIONS: tuple[str, ...] = ()
@@ -38,8 +38,8 @@ class Dispatcher:
         self.core = core
         self.server_name = server_name
         self.handlers: dict[str, RequestHandler] = {"OPTIONS": self._options}
-        self.ack_handler: Callable[[AckReceived, float], list[object]] | None = None
-        self.cancel_handler: Callable[[CancelReceived, float], list[object] | None] | None = None
+        self.ack_handler: Callable[[AckReceived, float], list[Output]] | None = None
+        self.cancel_handler: Callable[[CancelReceived, float], list[Output] | None] | None = None
 
     @property
     def allowed(self) -> str:
@@ -51,7 +51,7 @@ class Dispatcher:
         self.handlers[method] = handler
 
     # -- TransactionUser ------------------------------------------------------
-    def on_event(self, event: object, now: float) -> list[object]:
+    def on_event(self, event: object, now: float) -> list[Output]:
         owner = getattr(event, "owner", None)
         if callable(owner):  # a client transaction's events go to whoever started it
             return owner(event, now)  # type: ignore[no-any-return]
@@ -67,7 +67,7 @@ class Dispatcher:
             return self.ack_handler(event, now)
         return []  # stray responses and timeouts of nobody's transactions
 
-    def _on_request(self, event: RequestReceived, now: float) -> list[object]:
+    def _on_request(self, event: RequestReceived, now: float) -> list[Output]:
         req = event.request
         status, reason, extra = self._precheck(req)
         if status:
@@ -97,7 +97,7 @@ class Dispatcher:
             return 483, None, []  # RFC 3261 §16.3; OPTIONS is answered here (RFC 4475 §3.3.11)
         return 0, None, []
 
-    def _options(self, event: RequestReceived, now: float) -> list[object]:
+    def _options(self, event: RequestReceived, now: float) -> list[Output]:
         """RFC 3261 §11.2: what this element can do."""
         headers: list[tuple[str, object]] = [
             ("Allow", self.allowed),
@@ -108,7 +108,7 @@ class Dispatcher:
         ]
         return self.answer(event, 200, None, headers, now)
 
-    def _on_cancel(self, event: CancelReceived, now: float) -> list[object]:
+    def _on_cancel(self, event: CancelReceived, now: float) -> list[Output]:
         """The layer answered the CANCEL itself; end the INVITE with 487 (§9.2)."""
         if event.invite_handle is None:
             return []
@@ -125,7 +125,7 @@ class Dispatcher:
         reason: str | None,
         headers: list[tuple[str, object]],
         now: float,
-    ) -> list[object]:
+    ) -> list[Output]:
         resp: Response = make_response(
             event.request, status, reason, to_tag=new_tag(),
             headers=[("Server", self.server_name), *headers],

@@ -31,7 +31,7 @@ from .sip.address import Address
 from .sip.builders import new_branch, new_call_id, new_tag
 from .sip.core import SipCore
 from .sip.errors import SipError
-from .sip.events import ResponseReceived, TransactionTimeout, TransportError
+from .sip.events import Output, ResponseReceived, TransactionTimeout, TransportError
 from .sip.grammar import parse_uint
 from .sip.message import Request, Response, new_request
 
@@ -78,7 +78,7 @@ class TrunkRegistrar:
         *,
         local_address: Callable[[Address], tuple[str, str, int]],
         call_at: Callable[[float, Callable[[], None]], Cancellable],
-        send: Callable[[list[object]], None],
+        send: Callable[[list[Output]], None],
         now: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         user_agent: str = "Centrala",
@@ -130,7 +130,7 @@ class TrunkRegistrar:
             line.timer.cancel()
         line.timer = self._call_at(when, lambda: self._send(self._register(line, None)))
 
-    def _register(self, line: TrunkLine, auth: tuple[str, str] | None) -> list[object]:
+    def _register(self, line: TrunkLine, auth: tuple[str, str] | None) -> list[Output]:
         if line.state is LineState.STOPPED:
             return []
         trunk = line.trunk
@@ -158,7 +158,7 @@ class TrunkRegistrar:
         _, outputs = self.core.send_request(req, dest, self._now(), owner)
         return outputs
 
-    def on_response(self, line: TrunkLine, req: Request, resp: Response) -> list[object]:
+    def on_response(self, line: TrunkLine, req: Request, resp: Response) -> list[Output]:
         line.last_status = resp.status
         if resp.status < 200:
             return []
@@ -178,7 +178,7 @@ class TrunkRegistrar:
         self._failed(line, f"{resp.status} {resp.reason}")
         return []
 
-    def _registered(self, line: TrunkLine, resp: Response) -> list[object]:
+    def _registered(self, line: TrunkLine, resp: Response) -> list[Output]:
         granted = _granted_expiry(resp, REGISTER_EXPIRES)
         now = self._now()
         line.state, line.auth_tries, line.backoff = LineState.REGISTERED, 0, BACKOFF_FIRST_S
@@ -238,7 +238,7 @@ class _LineOwner:
     def __init__(self, registrar: TrunkRegistrar, line: TrunkLine, request: Request) -> None:
         self.registrar, self.line, self.request = registrar, line, request
 
-    def __call__(self, event: object, now: float) -> list[object]:
+    def __call__(self, event: object, now: float) -> list[Output]:
         if isinstance(event, ResponseReceived):
             return self.registrar.on_response(self.line, self.request, event.response)
         if isinstance(event, (TransactionTimeout, TransportError)):

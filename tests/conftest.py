@@ -10,6 +10,17 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Never test old compiled code: an extension shadows its edited source."""
+    from switch.compiled import stale_extensions
+
+    stale = stale_extensions()
+    if stale:
+        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in stale)
+        pytest.exit(f"compiled modules older than their sources ({names}): run `make test`, "
+                    "which rebuilds them", returncode=3)
+
+
 def locate_shared_dir() -> Path:
     """The shared test material: ``$CENTRALA_SHARED``, else ``<repo>/../shared``."""
     env = os.environ.get("CENTRALA_SHARED")

@@ -40,9 +40,9 @@ from ..auth.client import authorization, pick_challenge
 from ..sip.address import Address
 from ..sip.builders import make_response, new_branch, new_call_id, new_tag
 from ..sip.dialog import Dialog, DialogError, DialogId
-from ..sip.dialog_invite import AckTimeout, InviteSessionUAS
+from ..sip.dialog_invite import InviteSessionUAS
 from ..sip.dialog_session_timer import uac_from_2xx, uas_negotiate
-from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
+from ..sip.events import Output, ResponseReceived, Send, TransactionTimeout, TransportError
 from ..sip.headers import Via
 from ..sip.message import Request, Response, new_request
 from ..sip.timers import TimerConfig
@@ -73,16 +73,16 @@ class CallEnv(Protocol):
 
     timers: TimerConfig
 
-    def respond(self, handle: int, resp: Response, now: float) -> list[object]: ...
+    def respond(self, handle: int, resp: Response, now: float) -> list[Output]: ...
     def send_request(
         self, req: Request, dest: Address, now: float, owner: object
-    ) -> tuple[int, list[object]]: ...
-    def cancel(self, handle: int, now: float, reason: str | None) -> list[object]: ...
+    ) -> tuple[int, list[Output]]: ...
+    def cancel(self, handle: int, now: float, reason: str | None) -> list[Output]: ...
     def via(self, dest: Address) -> Via: ...
     def contact(self, dest: Address) -> str: ...
     def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
     def now(self) -> float: ...
-    def send(self, outputs: list[object]) -> None: ...
+    def send(self, outputs: list[Output]) -> None: ...
     def index(self, dialog_id: DialogId, call: "Call", side: str) -> None: ...
     def unindex(self, dialog_id: DialogId) -> None: ...
     def answered(self, call: "Call") -> None: ...
@@ -140,7 +140,7 @@ class BLeg:
         self.answered = False
         self.auth_tried = False
 
-    def __call__(self, event: object, now: float) -> list[object]:
+    def __call__(self, event: object, now: float) -> list[Output]:
         """Transaction events of this leg's INVITE (the leg is the owner)."""
         return self.call.on_b_event(self, event, now)
 
@@ -197,13 +197,13 @@ class Call:
         return f"<Call {self.ref} {self.state.value}>"
 
     # -- attempts -----------------------------------------------------------------
-    def start(self, attempt: Attempt, now: float) -> list[object]:
+    def start(self, attempt: Attempt, now: float) -> list[Output]:
         if self.state is CallState.ENDED:
             return []
         self.attempt = attempt
         self.state = CallState.RINGING
         self._cancel_timer("ring")
-        out: list[object] = []
+        out: list[Output] = []
         for target in attempt.targets:
             out += self._send_b_invite(target, now)
         if attempt.ring_time_s is not None:
@@ -212,7 +212,7 @@ class Call:
             out += self._attempt_over(Outcome("unavailable", 480), now)
         return out
 
-    def _send_b_invite(self, target: Target, now: float) -> list[object]:
+    def _send_b_invite(self, target: Target, now: float) -> list[Output]:
         a = self.a_invite
         max_forwards = (a.max_forwards if a.max_forwards is not None else 70) - 1
         headers: list[tuple[str, object]] = [
@@ -247,7 +247,7 @@ class Call:
         out += self._attempt_over(Outcome("no_answer", 480, "No answer"), now)
         self.env.send(out)
 
-    def _attempt_over(self, outcome: Outcome, now: float) -> list[object]:
+    def _attempt_over(self, outcome: Outcome, now: float) -> list[Output]:
         assert self.attempt is not None
         self._cancel_timer("ring")
         step = self.plan.next(self, self.attempt, outcome)
@@ -257,7 +257,7 @@ class Call:
         return self.fail(step.status, step.phrase, now)
 
     # -- B leg events --------------------------------------------------------------
-    def on_b_event(self, leg: BLeg, event: object, now: float) -> list[object]:
+    def on_b_event(self, leg: BLeg, event: object, now: float) -> list[Output]:
         if isinstance(event, ResponseReceived):
             return self._on_b_response(leg, event.response, now)
         if isinstance(event, (TransactionTimeout, TransportError)) and not leg.done:
@@ -265,7 +265,7 @@ class Call:
             return self._fork_finished(now)
         return []
 
-    def _on_b_response(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+    def _on_b_response(self, leg: BLeg, resp: Response, now: float) -> list[Output]:
         status = resp.status
         if status < 200:
             return self._on_b_provisional(leg, resp, now) if status > 100 else []
@@ -281,7 +281,7 @@ class Call:
         self.record.legs.append({"to": leg.target.label, "status": status})
         return self._fork_finished(now)
 
-    def _retry_with_credentials(self, leg: BLeg, resp: Response, now: float) -> list[object] | None:
+    def _retry_with_credentials(self, leg: BLeg, resp: Response, now: float) -> list[Output] | None:
         """RFC 3261 §22.2: the same INVITE again, CSeq + 1, with our credentials."""
         picked = pick_challenge(resp)
         if picked is None or leg.target.credentials is None:
@@ -297,7 +297,7 @@ class Call:
         leg.handle, out = self.env.send_request(invite, leg.target.dest, now, leg)
         return out
 
-    def _on_b_provisional(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+    def _on_b_provisional(self, leg: BLeg, resp: Response, now: float) -> list[Output]:
         if self.state is not CallState.RINGING or leg.done:
             return []
         if resp.to.tag and leg.dialog is None and resp.has("contact"):
@@ -309,7 +309,7 @@ class Call:
         reason = resp.reason if status == resp.status else None
         return self._to_a(status, reason, resp.body, self._relayed(resp), now)[1]
 
-    def _on_b_answer(self, leg: BLeg, resp: Response, now: float) -> list[object]:
+    def _on_b_answer(self, leg: BLeg, resp: Response, now: float) -> list[Output]:
         dialog = leg.dialog
         if dialog is None or dialog.id.remote_tag != resp.to.tag:
             dialog = Dialog.from_uac(leg.invite, resp)
@@ -318,7 +318,7 @@ class Call:
             if outcome.retransmission and outcome.ack is not None:
                 return [Send(outcome.ack, leg.target.dest)]
         ack = dialog.ack_for_2xx(leg.invite.cseq.seq, self.env.via(leg.target.dest))
-        out: list[object] = [Send(ack, leg.target.dest)]
+        out: list[Output] = [Send(ack, leg.target.dest)]
         if self.winner is not None or self.state is not CallState.RINGING:
             # a second fork answered too late: it is ACKed and hung up (§13.2.2.4)
             leg.done = True
@@ -337,14 +337,14 @@ class Call:
         self.sessions.negotiated("b", uac_from_2xx(resp), now)
         return out + self._answer_a(resp, now)
 
-    def _fork_finished(self, now: float) -> list[object]:
+    def _fork_finished(self, now: float) -> list[Output]:
         if self.state is not CallState.RINGING or any(not leg.done for leg in self.b_legs):
             return []
         statuses = [leg.status for leg in self.b_legs]
         return self._attempt_over(classify(statuses), now)
 
-    def _cancel_forks(self, now: float, reason: str | None) -> list[object]:
-        out: list[object] = []
+    def _cancel_forks(self, now: float, reason: str | None) -> list[Output]:
+        out: list[Output] = []
         for leg in self.b_legs:
             if not leg.done and leg is not self.winner:
                 out += self.env.cancel(leg.handle, now, reason)
@@ -361,7 +361,7 @@ class Call:
         relayed: list[tuple[str, str]],
         now: float,
         extra: tuple[tuple[str, str], ...] = (),
-    ) -> tuple[Response, list[object]]:
+    ) -> tuple[Response, list[Output]]:
         resp = make_response(self.a_invite, status, reason, to_tag=self.a_tag)
         resp.add("Contact", self.env.contact(self.a_source))
         for name, value in extra:
@@ -379,7 +379,7 @@ class Call:
             self.a_dialog.send_response(resp)
         return resp, self.env.respond(self.a_handle, resp, now)
 
-    def _answer_a(self, b_resp: Response, now: float) -> list[object]:
+    def _answer_a(self, b_resp: Response, now: float) -> list[Output]:
         """200 to A, retransmitted until A's ACK (RFC 3261 §13.3.1.4), with A's
         own session timer (the manager refused a too short one with 422)."""
         timer = uas_negotiate(self.a_invite)
@@ -403,16 +403,16 @@ class Call:
         if session is None:
             return
         now = self._now()
-        out: list[object] = []
+        out: list[Output] = []
         for item in session.handle_timer(now):
-            if isinstance(item, AckTimeout):  # §13.3.1.4: no ACK, no call
-                out += self.hangup(now, "system", 408)
-            else:
+            if isinstance(item, Send):
                 out.append(item)
+            else:  # no ACK (§13.3.1.4) or no PRACK (RFC 3262 §3): no call
+                out += self.hangup(now, "system", 408)
         self._arm_session(now)
         self.env.send(out)
 
-    def fail(self, status: int, phrase: str | None, now: float) -> list[object]:
+    def fail(self, status: int, phrase: str | None, now: float) -> list[Output]:
         if self.state is CallState.ENDED:
             return []
         resp = make_response(self.a_invite, status, phrase, to_tag=self.a_tag)
@@ -421,7 +421,7 @@ class Call:
         self.record.disposition = disposition_of(status)
         return out + self._end(now)
 
-    def on_a_cancel(self, now: float) -> list[object]:
+    def on_a_cancel(self, now: float) -> list[Output]:
         """CANCEL from the caller (the layer already answered it 200)."""
         if self.state is not CallState.RINGING and self.state is not CallState.ROUTING:
             return []
@@ -429,14 +429,14 @@ class Call:
         self.record.side = "caller"
         return out + self.fail(487, None, now)
 
-    def on_a_ack(self, ack: Request, now: float) -> list[object]:
+    def on_a_ack(self, ack: Request, now: float) -> list[Output]:
         if self.a_session is not None and self.a_session.ack_received(ack):
             self.a_session = None
             self._cancel_timer("a2xx")
         return []
 
     # -- in-dialog requests ---------------------------------------------------------
-    def on_request(self, side: str, req: Request, handle: int, now: float) -> list[object]:
+    def on_request(self, side: str, req: Request, handle: int, now: float) -> list[Output]:
         dialog = self.a_dialog if side == "a" else (self.winner.dialog if self.winner else None)
         if dialog is None:
             return self.env.respond(handle, make_response(req, 481), now)
@@ -460,7 +460,7 @@ class Call:
             return self.env.respond(handle, resp, now)
         return self._relay_request(side, req, handle, now)
 
-    def _relay_request(self, side: str, req: Request, handle: int, now: float) -> list[object]:
+    def _relay_request(self, side: str, req: Request, handle: int, now: float) -> list[Output]:
         other = self._other(side)
         if other is None or self.state is not CallState.ANSWERED:
             return self.env.respond(handle, make_response(req, 481), now)
@@ -481,13 +481,13 @@ class Call:
             self.sdp_sent["b" if side == "a" else "a"] = req.body
         return self.env.send_request(relayed, dest, now, relay)[1]
 
-    def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[object]:
+    def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[Output]:
         if self.state is CallState.ENDED:
             return self.env.respond(relay.handle, make_response(relay.original, 481), now)
         other = self._other(relay.side)
         if other is not None:
             other[0].receive_response(resp)
-        out: list[object] = []
+        out: list[Output] = []
         if resp.status >= 200 and relay.request.method == "INVITE" and resp.status < 300 and other:
             ack = other[0].ack_for_2xx(relay.request.cseq.seq, self.env.via(other[1]))
             out.append(Send(ack, other[1]))
@@ -533,11 +533,11 @@ class Call:
         return (self.a_dialog, self.a_source) if self.a_dialog is not None else None
 
     # -- ending ------------------------------------------------------------------------
-    def hangup(self, now: float, side: str, cause: int, skip: str | None = None) -> list[object]:
+    def hangup(self, now: float, side: str, cause: int, skip: str | None = None) -> list[Output]:
         """End an answered call: BYE to every leg but ``skip``."""
         if self.state is CallState.ENDED:
             return []
-        out: list[object] = []
+        out: list[Output] = []
         if skip != "a" and self.a_dialog is not None:
             out += self._bye(self.a_dialog, self.a_source, now)
         if skip != "b" and self.winner is not None and self.winner.dialog is not None:
@@ -546,7 +546,7 @@ class Call:
         self.record.disposition = "answered" if self.record.answer is not None else "failed"
         return out + self._end(now)
 
-    def _bye(self, dialog: Dialog, dest: Address, now: float) -> list[object]:
+    def _bye(self, dialog: Dialog, dest: Address, now: float) -> list[Output]:
         if dialog.terminated:
             return []
         try:
@@ -556,7 +556,7 @@ class Call:
         dialog.terminate()
         return self.env.send_request(bye, dest, now, _ignore)[1]
 
-    def _end(self, now: float) -> list[object]:
+    def _end(self, now: float) -> list[Output]:
         if self.state is CallState.ENDED:
             return []
         self.state = CallState.ENDED
@@ -609,7 +609,7 @@ class _Relay:
         self.handle = handle
         self.request = request
 
-    def __call__(self, event: object, now: float) -> list[object]:
+    def __call__(self, event: object, now: float) -> list[Output]:
         if isinstance(event, ResponseReceived):
             if event.response.status < 200:
                 return []
@@ -622,7 +622,7 @@ class _Relay:
         return []
 
 
-def _ignore(event: object, now: float) -> list[object]:
+def _ignore(event: object, now: float) -> list[Output]:
     return []
 
 

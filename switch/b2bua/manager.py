@@ -29,7 +29,7 @@ from ..sip.builders import make_response, new_tag
 from ..sip.core import SipCore
 from ..sip.dialog import DialogId
 from ..sip.dialog_session_timer import uas_negotiate
-from ..sip.events import AckReceived, CancelReceived, RequestReceived
+from ..sip.events import AckReceived, CancelReceived, Output, RequestReceived
 from ..sip.headers import Via
 from ..sip.message import Request, Response
 from ..sip.timers import TimerConfig
@@ -56,7 +56,7 @@ class CallManager:
         *,
         local_address: Callable[[Address], tuple[str, str, int]],
         call_at: Callable[[float, Callable[[], None]], Cancellable],
-        send: Callable[[list[object]], None],
+        send: Callable[[list[Output]], None],
         now: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
     ) -> None:
@@ -79,16 +79,16 @@ class CallManager:
         self.router: Router = plan.router
 
     # -- CallEnv ----------------------------------------------------------------------
-    def respond(self, handle: int, resp: Response, now: float) -> list[object]:
+    def respond(self, handle: int, resp: Response, now: float) -> list[Output]:
         return list(self.core.respond(handle, resp, now))
 
     def send_request(
         self, req: Request, dest: Address, now: float, owner: object
-    ) -> tuple[int, list[object]]:
+    ) -> tuple[int, list[Output]]:
         handle, outputs = self.core.send_request(req, dest, now, owner)
         return handle, list(outputs)
 
-    def cancel(self, handle: int, now: float, reason: str | None) -> list[object]:
+    def cancel(self, handle: int, now: float, reason: str | None) -> list[Output]:
         return list(self.core.transactions.cancel(handle, now, reason))
 
     def via(self, dest: Address) -> Via:
@@ -103,7 +103,7 @@ class CallManager:
     def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
         return self._call_at(when, callback)
 
-    def send(self, outputs: list[object]) -> None:
+    def send(self, outputs: list[Output]) -> None:
         self._send(outputs)
 
     def now(self) -> float:
@@ -137,7 +137,7 @@ class CallManager:
                  ctx.dialed, call.record.disposition, call.record.cause)
 
     # -- new calls ------------------------------------------------------------------------
-    def on_invite(self, event: RequestReceived, now: float) -> list[object]:
+    def on_invite(self, event: RequestReceived, now: float) -> list[Output]:
         req = event.request
         if req.to.tag is not None:
             return self.on_in_dialog(event, now)
@@ -238,7 +238,7 @@ class CallManager:
         shown = cid.from_name or name
         return f'"{shown}" <{cid.from_uri(tenant)}>'
 
-    def _not_identified(self, event: RequestReceived, who: NotIdentified, now: float) -> list[object]:
+    def _not_identified(self, event: RequestReceived, who: NotIdentified, now: float) -> list[Output]:
         result = who.failure
         if result is not None:
             src = event.source
@@ -249,7 +249,7 @@ class CallManager:
         return self._answer(event, who.status, who.reason, now, who.headers)
 
     # -- inside calls -------------------------------------------------------------------------
-    def on_in_dialog(self, event: RequestReceived, now: float) -> list[object]:
+    def on_in_dialog(self, event: RequestReceived, now: float) -> list[Output]:
         req = event.request
         found = self._dialogs.get(_dialog_id(req))
         if found is None:
@@ -257,13 +257,13 @@ class CallManager:
         call, side = found
         return call.on_request(side, req, event.handle, now)
 
-    def on_ack(self, event: AckReceived, now: float) -> list[object]:
+    def on_ack(self, event: AckReceived, now: float) -> list[Output]:
         found = self._dialogs.get(_dialog_id(event.request))
         if found is None or found[1] != "a":
             return []
         return found[0].on_a_ack(event.request, now)
 
-    def on_cancel(self, event: CancelReceived, now: float) -> list[object] | None:
+    def on_cancel(self, event: CancelReceived, now: float) -> list[Output] | None:
         """CANCEL of a call's INVITE; None if the INVITE is not a call's."""
         if event.invite_handle is None:
             return []
@@ -280,7 +280,7 @@ class CallManager:
         reason: str | None,
         now: float,
         headers: list[tuple[str, object]] | None = None,
-    ) -> list[object]:
+    ) -> list[Output]:
         resp = make_response(event.request, status, reason, to_tag=new_tag(),
                              headers=[("Server", self.config.server_name), *(headers or [])])
         return list(self.core.respond(event.handle, resp, now))

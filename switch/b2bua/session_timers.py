@@ -24,7 +24,7 @@ from ..sip.dialog_session_timer import (
     uas_negotiate,
 )
 from ..sip.address import Address
-from ..sip.events import ResponseReceived, Send, TransactionTimeout, TransportError
+from ..sip.events import Output, ResponseReceived, Send, TransactionTimeout, TransportError
 from ..sip.headers import parse_token_list
 from ..sip.message import Message, Request, Response
 
@@ -96,7 +96,7 @@ class SessionRefresh:
             return
         call.env.send(self._refresh(side, now))
 
-    def _refresh(self, side: str, now: float) -> list[object]:
+    def _refresh(self, side: str, now: float) -> list[Output]:
         call = self.call
         leg = call.leg_dialog(side)
         if leg is None:
@@ -127,14 +127,14 @@ class _RefreshOwner:
         self.refresh, self.side, self.dialog = refresh, side, dialog
         self.dest, self.cseq, self.method = dest, cseq, method
 
-    def __call__(self, event: object, now: float) -> list[object]:
+    def __call__(self, event: object, now: float) -> list[Output]:
         call = self.refresh.call
         if isinstance(event, ResponseReceived):
             resp = event.response
             if resp.status < 200:
                 return []
             self.dialog.receive_response(resp)
-            out: list[object] = []
+            out: list[Output] = []
             if 200 <= resp.status < 300:
                 if self.method == "INVITE":
                     ack = self.dialog.ack_for_2xx(self.cseq, call.env.via(self.dest))

@@ -20,6 +20,7 @@ from ..auth.digest import DigestAuth
 from ..directory import Directory
 from ..sip.address import Address
 from ..sip.core import SipCore
+from ..sip.events import Output
 from ..storage.base import BindingRecord, Storage
 from .licensing import PortLicenceGate
 from .location import AorKey, Binding, BindingChange, Location
@@ -89,7 +90,7 @@ class RegistrarRuntime:
         storage: Storage,
         *,
         spawn: Spawn,
-        send: Callable[[list[object]], None],
+        send: Callable[[list[Output]], None],
         qualify: Callable[[AorKey, Binding, Qualifier], None],
     ) -> None:
         self.config = config

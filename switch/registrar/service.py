@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from ..auth.bans import Ban, BanList, log_auth_failure
 from ..sip.builders import make_response, new_tag
-from ..sip.events import RequestReceived
+from ..sip.events import Output, RequestReceived
 from ..sip.core import SipCore
 from ..sip.message import Response
 from .location import BindingChange
@@ -50,7 +50,7 @@ class RegistrarService:
         bans: BanList,
         *,
         spawn: Spawn,
-        send: Callable[[list[object]], None],
+        send: Callable[[list[Output]], None],
         clock: Callable[[], float],
         server_name: str,
         on_ban: Callable[[Ban], None],
@@ -66,7 +66,7 @@ class RegistrarService:
         self.on_ban = on_ban
         registrar.location.listeners.append(self._on_change)
 
-    def on_register(self, event: RequestReceived, now: float) -> list[object]:
+    def on_register(self, event: RequestReceived, now: float) -> list[Output]:
         wall = self.clock()
         outcome = self.registrar.process(event.request, event.source, wall)
         if isinstance(outcome, Reject):
@@ -103,7 +103,7 @@ class RegistrarService:
 
     def _answer(
         self, event: RequestReceived, status: int, reason: str | None, headers: Headers, now: float
-    ) -> list[object]:
+    ) -> list[Output]:
         resp: Response = make_response(
             event.request, status, reason, to_tag=new_tag(),
             headers=[("Server", self.server_name), *headers],

@@ -54,8 +54,8 @@ def make_response(
         elif key == "timestamp" and status == 100:  # RFC 3261 §8.2.6.1
             fields.append((name, key, value))
     resp = Response(status, reason, fields)
-    for name, value in headers or ():
-        resp.add(name, value)
+    for extra_name, extra_value in headers or ():
+        resp.add(extra_name, extra_value)
     resp.body = body
     return resp
 

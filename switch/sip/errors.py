@@ -34,7 +34,7 @@ class LocalError(SipError):
 class RemoteError(SipError):
     """A peer sent something wrong; ``status`` is what it deserves."""
 
-    status = 400
+    status: int | None = 400
 
 
 class MalformedMessage(RemoteError):

@@ -8,6 +8,7 @@ value's meaning (LWS is normalised, order and case are kept).
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 from dataclasses import dataclass, replace
 
 from .errors import MalformedMessage
@@ -111,7 +112,7 @@ class Via:
     params: Params = ()
     protocol: str = "SIP/2.0"
 
-    _SENT_PROTOCOL = re.compile(
+    _SENT_PROTOCOL: ClassVar[re.Pattern[str]] = re.compile(
         r"\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)"
         r"\s+([^;]+)(.*)\Z",
         re.S | re.A,

@@ -119,7 +119,7 @@ class Endpoint:
         self.rate = RateLimiter(limits.requests_per_second, limits.request_burst)
         self.conn_limit = ConnectionLimiter(limits.max_connections_per_source, limits.max_connections)
         self._udp: list[_Udp] = []
-        self._servers: list[tuple[asyncio.AbstractServer, str]] = []
+        self._servers: list[tuple[asyncio.Server, str]] = []
         self._conns: dict[int, _Stream] = {}
         self._flows: dict[tuple[str, str, int], int] = {}
         self._next_conn = 1
