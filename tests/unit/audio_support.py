@@ -18,6 +18,11 @@ def tone(rate: int, samples: int, freqs: Iterable[float] = (1000.0,), amplitude:
     ]).tobytes()
 
 
+def mix(*pcms: bytes) -> bytes:
+    """The sum of equally long PCM signals."""
+    return array("h", [sum(x) for x in zip(*(array("h", p) for p in pcms), strict=True)]).tobytes()
+
+
 def noise(samples: int, sigma: float = 3000.0, seed: int = 1) -> bytes:
     rnd = random.Random(seed)
     return array("h", [max(-32768, min(32767, int(rnd.gauss(0, sigma))))
