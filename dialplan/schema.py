@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -250,6 +251,93 @@ class RegistrarSettings(_Model):
         return self
 
 
+# RTP payload formats the switch knows by name (RFC 3551 and the IANA media types
+# registry), with their RTP clock rates; a ``codecs:`` entry naming another one is
+# a typo.  Auxiliary formats (telephone-event, CN) are kept whatever a list says.
+KNOWN_CODECS: dict[str, tuple[int, ...]] = {
+    "pcmu": (8000,), "pcma": (8000,), "g722": (8000,), "opus": (48000,), "g729": (8000,),
+    "gsm": (8000,), "ilbc": (8000,), "speex": (8000, 16000, 32000), "g726-32": (8000,),
+    "amr": (8000,), "amr-wb": (16000,), "l16": (8000, 16000, 44100, 48000),
+    "telephone-event": (8000, 16000, 48000), "cn": (8000, 16000, 32000, 48000),
+}
+DEFAULT_CODECS = ("opus", "G722", "PCMA", "PCMU")
+
+
+def _check_codec(value: str) -> str:
+    """``NAME[/RATE[/CHANNELS]]`` with a known name and, when given, its clock rate."""
+    name, *numbers = value.strip().split("/")
+    rates = KNOWN_CODECS.get(name.lower())
+    if rates is None:
+        known = ", ".join(sorted(KNOWN_CODECS))
+        raise ValueError(f"unknown codec {name!r} (known: {known})")
+    if len(numbers) > 2 or not all(n.isdigit() for n in numbers):
+        raise ValueError(f"{value!r}: write NAME, NAME/RATE or NAME/RATE/CHANNELS (opus/48000/2)")
+    if numbers and int(numbers[0]) not in rates:
+        raise ValueError(f"{name} runs at {' or '.join(map(str, rates))} Hz, not {numbers[0]}")
+    return value.strip()
+
+
+CodecName = Annotated[str, AfterValidator(_check_codec)]
+CodecList = Annotated[list[CodecName], Field(min_length=1)]
+
+
+def _parse_port_range(value: object) -> object:
+    """``20000-29999`` to ``(20000, 29999)``."""
+    if isinstance(value, str):
+        low, sep, high = value.partition("-")
+        if not sep or not (low.strip().isdigit() and high.strip().isdigit()):
+            raise ValueError(f"{value!r}: write LOW-HIGH, e.g. 20000-29999")
+        return int(low), int(high)
+    return value
+
+
+def _check_port_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"RTP ports {low}-{high}: need 1024 <= LOW < HIGH <= 65535")
+    if high - (low + low % 2) < 1:
+        raise ValueError(f"RTP ports {low}-{high} hold no even/odd pair (RFC 3550 §11)")
+    return value
+
+
+PortRange = Annotated[
+    tuple[int, int], BeforeValidator(_parse_port_range), AfterValidator(_check_port_range)
+]
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+IpAddress = Annotated[str, AfterValidator(_check_ip)]
+
+
+class MediaSettings(_Model):
+    """RTP anchoring: every call's media runs through the switch (RFC 3264, 3550)."""
+
+    anchor: bool = Field(
+        default=True,
+        description="Relay every call's RTP through the switch; false lets SDP pass unchanged "
+        "(the phones send media to each other).")
+    rtp_ports: PortRange = Field(
+        default=(20000, 29999),
+        description="UDP ports for RTP (even) and RTCP (odd), written LOW-HIGH; each "
+        "relayed stream takes two pairs, one per leg. Read at start.")
+    bind: IpAddress = Field(
+        default="0.0.0.0", description="Address the RTP sockets bind to. Read at start.")
+    advertise: IpAddress | None = Field(
+        default=None,
+        description="Address written into the SDP we send (c=, o=); null: the local address "
+        "facing each peer, as in our SIP Contact (set it behind a 1:1 NAT).")
+    codecs: CodecList = Field(
+        default=list(DEFAULT_CODECS),
+        description="Codecs let through when neither the tenant nor the extension says "
+        "otherwise, e.g. [PCMU, PCMA, G722/8000, opus/48000/2].")
+
+
 class CallSettings(_Model):
     """Limits on calls crossing the switch."""
 
@@ -341,6 +429,10 @@ class Extension(_Model):
         default=None, description="Number and/or name shown to other extensions instead."
     )
     forward: Forwarding = Field(default_factory=Forwarding, description="Call forwarding.")
+    codecs: CodecList | None = Field(
+        default=None,
+        description="Codecs this user's calls may use, e.g. [PCMU, PCMA]; default: the "
+        "tenant's. Both legs' lists must share one, or the call gets 488.")
 
     @model_validator(mode="before")
     @classmethod
@@ -452,6 +544,9 @@ class Tenant(_Model):
     inbound: list[InboundDid] = Field(
         default_factory=list, description="The tenant's DIDs and where calls to them go."
     )
+    codecs: CodecList | None = Field(
+        default=None,
+        description="Codecs the tenant's calls may use; default: media.codecs of the switch.")
 
     @field_validator("domain")
     @classmethod
@@ -536,6 +631,8 @@ class Config(_Model):
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Authentication and bans.")
     calls: CallSettings = Field(default_factory=CallSettings, description="Call limits.")
+    media: MediaSettings = Field(
+        default_factory=MediaSettings, description="RTP anchoring and codecs.")
     storage_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the database; default: SQLite file centrala.db in "

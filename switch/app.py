@@ -24,13 +24,17 @@ from typing import Any
 from dialplan.loader import ConfigError, load_config
 from dialplan.schema import Config, ListenAddress
 from dialplan.watch import ConfigFingerprint
+from media.ports import PortAllocator
+from media.relay import MediaRelay
 
 from dialplan.routing import Router
 
 from . import __version__
 from .b2bua.identify import CallerIdentifier
 from .b2bua.credit import KEY as CREDIT_KEY
+from .b2bua.anchor import AnchorHook
 from .b2bua.manager import CallManager
+from .b2bua.media import PASS_THROUGH, MediaHook
 from .b2bua.plan import BusyLookup, DialplanPlan
 from .compiled import describe, stale_extensions
 from .control import ControlServer
@@ -105,6 +109,7 @@ class Switch:
     control: ControlServer | None = None
     calls: CallManager | None = None
     trunks: TrunkRegistrar | None = None
+    relay: MediaRelay | None = None  # RTP anchoring (media.anchor)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _fingerprint: ConfigFingerprint | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -187,7 +192,20 @@ class Switch:
             self.storage, self.registrar.bans,  # type: ignore[arg-type]
             local_address=self.endpoint.local_address,
             call_at=loop.call_at, send=self.send_outputs, now=loop.time, spawn=self.spawn,
+            media=self._media(),
         )
+
+    def _media(self) -> MediaHook:
+        """The relay every call's RTP goes through, or none (``media.anchor: false``)."""
+        media = self.config.media
+        if not media.anchor:
+            return PASS_THROUGH
+        assert self.endpoint is not None
+        low, high = media.rtp_ports
+        self.relay = MediaRelay(PortAllocator(low, high, media.bind),
+                                loop=asyncio.get_running_loop())
+        log.info("media anchored: RTP ports %d-%d on %s", low, high, media.bind)
+        return AnchorHook(self.relay, self.config, self.endpoint.local_address)
 
     def _call_routing(self, config: Config) -> tuple[CallerIdentifier, DialplanPlan]:
         """Caller identification and dialplan for new calls (rebuilt on reload;
@@ -282,6 +300,9 @@ class Switch:
             return False
         if config.listen != self.config.listen:
             log.warning("listen addresses changed: they take effect on restart")
+        old, new = self.config.media, config.media
+        if (old.anchor, old.rtp_ports, old.bind) != (new.anchor, new.rtp_ports, new.bind):
+            log.warning("media anchor, rtp_ports and bind take effect on restart")
         self.config = config
         if self.registrar is not None:
             self.registrar.apply_config(config)
@@ -290,6 +311,8 @@ class Switch:
             self.calls.identifier, self.calls.plan = self._call_routing(config)
             self.calls.router = self.calls.plan.router
             self.calls.credit.apply(config)
+            if isinstance(self.calls.media, AnchorHook):
+                self.calls.media.apply(config)
         if self.trunks is not None:
             self.trunks.apply(config)
         if self.endpoint is not None:
@@ -330,6 +353,8 @@ class Switch:
             await self.control.close()
         if self.endpoint is not None:
             await self.endpoint.close()
+        if self.relay is not None:
+            self.relay.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.config.shutdown_grace_s)
         if self.storage is not None:

@@ -64,6 +64,7 @@ def register_commands(control: ControlServer, switch: Switch) -> None:
             "tasks": len(asyncio.all_tasks()),
             "bindings": len(registrar.location) if registrar is not None else 0,
             "connections": switch.endpoint.connections if switch.endpoint is not None else 0,
+            "rtp_ports_in_use": switch.relay.ports_in_use() if switch.relay is not None else 0,
             "open_fds": len(os.listdir("/proc/self/fd")),
             "rss_bytes": _rss_bytes(),
         }

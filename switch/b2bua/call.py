@@ -19,8 +19,16 @@ the final status for the caller.
 * A's CANCEL ends every fork (487 to A); BYE from either side ends both;
   re-INVITE, UPDATE and INFO are relayed to the other leg and their answer
   relayed back; a glare is answered 491 by the dialog.
-* Everything is released when the call ends: timers, dialog index entries,
-  the media hook; the CDR is written.
+* Every SDP crossing the call goes through its ``MediaSession`` (see
+  ``media.py``; ``anchor.py`` anchors RTP): the offer to each fork, answers
+  in 183 and 2xx, re-INVITE/UPDATE offers and answers both ways.  An SDP it
+  refuses gets its status (488, 400) back to the sender; a B 2xx with one
+  is ACKed and hung up, and that fork fails with 502.  An INVITE without SDP gets the offer in B's 2xx: B's ACK
+  waits for A's, which carries the answer.  An offerless re-INVITE is
+  answered here with the last SDP sent on that leg.
+* Everything is released when the call ends, however it ends (an exception
+  in one of its handlers ends it with 500): timers, dialog index entries,
+  the media session; the CDR is written.
 
 Outputs are raw transaction-layer outputs (``Send``, events); from a timer
 they go out through ``env.send``.  The call reads no clock and owns no socket.
@@ -36,6 +44,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from media.sdp import SdpError
+
 from ..auth.client import authorization, pick_challenge
 from ..sip.address import Address
 from ..sip.builders import make_response, new_branch, new_call_id, new_tag
@@ -46,7 +56,7 @@ from ..sip.events import Output, ResponseReceived, Send, TransactionTimeout, Tra
 from ..sip.headers import Via
 from ..sip.message import Request, Response, new_request
 from ..sip.timers import TimerConfig
-
+from .media import PASS_THROUGH, Leg, MediaSession
 from .session_timers import B_LEG_REQUEST_HEADERS, SessionRefresh, allowed_methods
 
 log = logging.getLogger("centrala.call")
@@ -55,6 +65,7 @@ ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 # Headers copied from one leg to the other; Supported/Require/Session-Expires are
 # per leg (each leg negotiates its own extensions and session timer).
 RELAYED_HEADERS = ("content-type", "allow", "accept", "reason")
+OFFER_METHODS = ("INVITE", "UPDATE")  # requests whose body is an SDP offer (RFC 3311, 3264)
 
 
 class CallState(Enum):
@@ -83,10 +94,10 @@ class CallEnv(Protocol):
     def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
     def now(self) -> float: ...
     def send(self, outputs: list[Output]) -> None: ...
-    def index(self, dialog_id: DialogId, call: "Call", side: str) -> None: ...
+    def index(self, dialog_id: DialogId, call: Call, side: str) -> None: ...
     def unindex(self, dialog_id: DialogId) -> None: ...
-    def answered(self, call: "Call") -> None: ...
-    def ended(self, call: "Call") -> None: ...
+    def answered(self, call: Call) -> None: ...
+    def ended(self, call: Call) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +132,28 @@ class Outcome:
 class Plan(Protocol):
     """What to do when an attempt fails (forwarding, failover)."""
 
-    def next(self, call: "Call", attempt: Attempt, outcome: Outcome) -> Attempt | Outcome: ...
+    def next(self, call: Call, attempt: Attempt, outcome: Outcome) -> Attempt | Outcome: ...
 
 
 class BLeg:
     __slots__ = (
-        "call", "target", "invite", "handle", "dialog", "status", "done", "answered", "auth_tried",
+        "answered",
+        "auth_tried",
+        "call",
+        "dialog",
+        "done",
+        "handle",
+        "invite",
+        "media",
+        "status",
+        "target",
     )
 
-    def __init__(self, call: "Call", target: Target, invite: Request) -> None:
+    def __init__(self, call: Call, target: Target, invite: Request, media: Leg) -> None:
         self.call = call
         self.target = target
         self.invite = invite
+        self.media = media
         self.handle = 0
         self.dialog: Dialog | None = None
         self.status = 0
@@ -142,7 +163,7 @@ class BLeg:
 
     def __call__(self, event: object, now: float) -> list[Output]:
         """Transaction events of this leg's INVITE (the leg is the owner)."""
-        return self.call.on_b_event(self, event, now)
+        return self.call.guarded(lambda: self.call.on_b_event(self, event, now), now)
 
 
 @dataclass(slots=True)
@@ -190,8 +211,12 @@ class Call:
         self._timers: dict[str, Cancellable] = {}
         self.data: dict[str, object] = {}  # what the plan wants to remember
         self.sessions = SessionRefresh(self)
-        self.sdp_sent: dict[str, bytes] = {"b": invite.body}  # last SDP we sent on each leg
+        self.sdp_sent: dict[str, bytes] = {}  # last SDP we sent on each leg
         self.b_allow: frozenset[str] = frozenset()
+        self.media: MediaSession = PASS_THROUGH
+        self.a_media = Leg("a", source)
+        self._forks = 0
+        self._b_ack: tuple[Dialog, BLeg] | None = None  # B's 2xx offered: its ACK waits for A's
 
     def __repr__(self) -> str:
         return f"<Call {self.ref} {self.state.value}>"
@@ -204,8 +229,15 @@ class Call:
         self.state = CallState.RINGING
         self._cancel_timer("ring")
         out: list[Output] = []
+        refused: SdpError | None = None
         for target in attempt.targets:
-            out += self._send_b_invite(target, now)
+            try:
+                out += self._send_b_invite(target, now)
+            except SdpError as exc:  # this target's leg allows none of the offered codecs...
+                log.warning("[%s] offer to %s refused: %s", self.ref, target.label, exc.reason)
+                refused = exc
+        if refused is not None and all(leg.done for leg in self.b_legs):
+            return out + self.fail(refused.status, None, now)  # ...or the offer is bad
         if attempt.ring_time_s is not None:
             self.arm("ring", now + attempt.ring_time_s, self._ring_timeout)
         if not attempt.targets:
@@ -214,6 +246,9 @@ class Call:
 
     def _send_b_invite(self, target: Target, now: float) -> list[Output]:
         a = self.a_invite
+        self._forks += 1
+        media = Leg("b", target.dest, target.label, self._forks)
+        body = self.media.offer(self.a_media, media, a.body) if a.body else b""
         max_forwards = (a.max_forwards if a.max_forwards is not None else 70) - 1
         headers: list[tuple[str, object]] = [
             ("Via", self.env.via(target.dest).with_param("branch", new_branch())),
@@ -227,10 +262,10 @@ class Call:
         headers += [(k.title(), v) for k, v in self._relayed(a) if k != "content-type"]
         headers += B_LEG_REQUEST_HEADERS  # RFC 4028 on this leg, whatever A does
         headers += list(target.extra_headers)
-        if a.body:
+        if body:
             headers.append(("Content-Type", a.get("content-type") or "application/sdp"))
-        invite = new_request("INVITE", target.uri, headers, a.body)
-        leg = BLeg(self, target, invite)
+        invite = new_request("INVITE", target.uri, headers, body)
+        leg = BLeg(self, target, invite, media)
         self.b_legs.append(leg)
         leg.handle, out = self.env.send_request(invite, target.dest, now, leg)
         return out
@@ -302,12 +337,24 @@ class Call:
             return []
         if resp.to.tag and leg.dialog is None and resp.has("contact"):
             leg.dialog = Dialog.from_uac(leg.invite, resp)
-        if self.early_sent and not resp.body:
+        body = self._early_answer(leg, resp)
+        if self.early_sent and not body:
             return []
         self.early_sent = True
-        status = 183 if resp.body else 180
+        status = 183 if body else 180
         reason = resp.reason if status == resp.status else None
-        return self._to_a(status, reason, resp.body, self._relayed(resp), now)[1]
+        return self._to_a(status, reason, body, self._relayed(resp), now)[1]
+
+    def _early_answer(self, leg: BLeg, resp: Response) -> bytes:
+        """A 183's answer for A; none when we sent no offer (an offer in an
+        unreliable provisional is repeated in the 2xx, RFC 3261 §13.2.1)."""
+        if not resp.body or not leg.invite.body:
+            return b""
+        try:
+            return self.media.answer(leg.media, resp.body)
+        except SdpError as exc:
+            log.warning("[%s] early media of %s dropped: %s", self.ref, leg.target.label, exc.reason)
+            return b""
 
     def _on_b_answer(self, leg: BLeg, resp: Response, now: float) -> list[Output]:
         dialog = leg.dialog
@@ -315,16 +362,25 @@ class Call:
             dialog = Dialog.from_uac(leg.invite, resp)
         else:
             outcome = dialog.receive_response(resp)
-            if outcome.retransmission and outcome.ack is not None:
-                return [Send(outcome.ack, leg.target.dest)]
-        ack = dialog.ack_for_2xx(leg.invite.cseq.seq, self.env.via(leg.target.dest))
-        out: list[Output] = [Send(ack, leg.target.dest)]
-        if self.winner is not None or self.state is not CallState.RINGING:
-            # a second fork answered too late: it is ACKed and hung up (§13.2.2.4)
-            leg.done = True
-            return out + self._bye(dialog, leg.target.dest, now)
+            if outcome.retransmission:  # no ACK yet when it waits for A's answer
+                return [Send(outcome.ack, leg.target.dest)] if outcome.ack is not None else []
+        late = self.winner is not None or self.state is not CallState.RINGING
+        try:
+            body = b"" if late else self._b_answer_for_a(leg, resp)
+        except SdpError as exc:
+            log.warning("[%s] 2xx SDP of %s refused: %s", self.ref, leg.target.label, exc.reason)
+            leg.status = 502  # Bad Gateway: an invalid answer from downstream (§21.5.3)
+            return self._ack(dialog, leg) + self._drop_fork(leg, dialog, now) + self._fork_finished(now)
+        if late:  # a second fork answered too late: it is ACKed and hung up (§13.2.2.4)
+            return self._ack(dialog, leg) + self._drop_fork(leg, dialog, now)
+        offerless = not leg.invite.body and bool(body)
+        out = [] if offerless else self._ack(dialog, leg)
+        if offerless:
+            self._b_ack = (dialog, leg)
         leg.dialog, leg.done, leg.answered, leg.status = dialog, True, True, resp.status
         self.winner = leg
+        if leg.invite.body:
+            self.sdp_sent["b"] = leg.invite.body
         self.env.index(dialog.id, self, "b")
         self._cancel_timer("ring")
         out += self._cancel_forks(now, ELSEWHERE)
@@ -335,7 +391,27 @@ class Call:
         self.env.answered(self)
         self.b_allow = allowed_methods(resp)
         self.sessions.negotiated("b", uac_from_2xx(resp), now)
-        return out + self._answer_a(resp, now)
+        return out + self._answer_a(resp, body, now)
+
+    def _b_answer_for_a(self, leg: BLeg, resp: Response) -> bytes:
+        """The SDP of the 2xx for A: the anchored answer, or B's anchored offer
+        when the INVITE had none."""
+        if not resp.body:
+            return b""
+        if leg.invite.body:
+            return self.media.answer(leg.media, resp.body)
+        return self.media.offer(leg.media, self.a_media, resp.body)
+
+    def _ack(self, dialog: Dialog, leg: BLeg, body: bytes = b"") -> list[Output]:
+        ack = dialog.ack_for_2xx(
+            leg.invite.cseq.seq, self.env.via(leg.target.dest), body=body,
+            content_type="application/sdp" if body else None,
+        )
+        return [Send(ack, leg.target.dest)]
+
+    def _drop_fork(self, leg: BLeg, dialog: Dialog, now: float) -> list[Output]:
+        leg.done = True
+        return self._bye(dialog, leg.target.dest, now)
 
     def _fork_finished(self, now: float) -> list[Output]:
         if self.state is not CallState.RINGING or any(not leg.done for leg in self.b_legs):
@@ -379,12 +455,12 @@ class Call:
             self.a_dialog.send_response(resp)
         return resp, self.env.respond(self.a_handle, resp, now)
 
-    def _answer_a(self, b_resp: Response, now: float) -> list[Output]:
+    def _answer_a(self, b_resp: Response, body: bytes, now: float) -> list[Output]:
         """200 to A, retransmitted until A's ACK (RFC 3261 §13.3.1.4), with A's
         own session timer (the manager refused a too short one with 422)."""
         timer = uas_negotiate(self.a_invite)
-        resp, out = self._to_a(200, None, b_resp.body, self._relayed(b_resp), now, timer.headers)
-        self.sdp_sent["a"] = b_resp.body
+        resp, out = self._to_a(200, None, body, self._relayed(b_resp), now, timer.headers)
+        self.sdp_sent["a"] = body
         self.sessions.negotiated("a", timer.timer, now)
         self.a_session = InviteSessionUAS(resp, self.a_source, now, self.env.timers, self)
         self._arm_session(now)
@@ -433,7 +509,22 @@ class Call:
         if self.a_session is not None and self.a_session.ack_received(ack):
             self.a_session = None
             self._cancel_timer("a2xx")
+            return self._b_ack_with_answer(ack.body, now)
         return []
+
+    def _b_ack_with_answer(self, answer: bytes, now: float) -> list[Output]:
+        """B offered in its 2xx: A's ACK brings the answer for B's ACK."""
+        if self._b_ack is None:
+            return []
+        dialog, leg = self._b_ack
+        self._b_ack = None
+        try:
+            body = self.media.answer(self.a_media, answer)
+        except SdpError as exc:
+            log.warning("[%s] answer in A's ACK refused: %s", self.ref, exc.reason)
+            return self._ack(dialog, leg) + self.hangup(now, "system", exc.status)
+        self.sdp_sent["b"] = body
+        return self._ack(dialog, leg, body)
 
     # -- in-dialog requests ---------------------------------------------------------
     def on_request(self, side: str, req: Request, handle: int, now: float) -> list[Output]:
@@ -449,16 +540,27 @@ class Call:
         if req.method == "BYE":
             out = self.env.respond(handle, make_response(req, 200), now)
             return out + self.hangup(now, "caller" if side == "a" else "callee", 200, skip=side)
-        if req.method == "UPDATE" and not req.body:  # a session refresh: answered here
-            timer = uas_negotiate(req)
-            resp = make_response(req, timer.status or 200)
-            for name, value in timer.headers:
-                resp.add(name, value)
-            dialog.send_response(resp)
-            if timer.status is None:
-                self.sessions.negotiated(side, timer.timer, now)
-            return self.env.respond(handle, resp, now)
+        if req.method in OFFER_METHODS and not req.body:  # a session refresh: answered here
+            return self._refresh_here(side, dialog, req, handle, now)
         return self._relay_request(side, req, handle, now)
+
+    def _refresh_here(self, side: str, dialog: Dialog, req: Request, handle: int,
+                      now: float) -> list[Output]:
+        """UPDATE without SDP, or re-INVITE without SDP (its 2xx offers the SDP last
+        sent on the leg, unchanged, so the ACK's answer changes nothing)."""
+        timer = uas_negotiate(req)
+        resp = make_response(req, timer.status or 200)
+        for name, value in timer.headers:
+            resp.add(name, value)
+        if req.method == "INVITE" and timer.status is None:
+            resp.add("Contact", self.env.contact(self.a_source if side == "a" else self._peer("b")))
+            if self.sdp_sent.get(side):
+                resp.add("Content-Type", "application/sdp")
+                resp.body = self.sdp_sent[side]
+        dialog.send_response(resp)
+        if timer.status is None:
+            self.sessions.negotiated(side, timer.timer, now)
+        return self.env.respond(handle, resp, now)
 
     def _relay_request(self, side: str, req: Request, handle: int, now: float) -> list[Output]:
         other = self._other(side)
@@ -467,21 +569,28 @@ class Call:
         dialog, dest = other
         other_side = "b" if side == "a" else "a"
         headers = [(k.title(), v) for k, v in self._relayed(req) if k != "content-type"]
-        if req.method in ("INVITE", "UPDATE"):  # the other leg's own session timer
+        body = req.body
+        if req.method in OFFER_METHODS:  # the other leg's own session timer, our anchors
             headers += self.sessions.request_headers(other_side)
+            try:
+                body = self.media.offer(self._media_leg(side), self._media_leg(other_side), body)
+            except SdpError as exc:
+                log.warning("[%s] %s offer from %s refused: %s", self.ref, req.method, side,
+                            exc.reason)
+                return self.env.respond(handle, make_response(req, exc.status), now)
         try:
             relayed = dialog.new_request(
-                req.method, self.env.via(dest), body=req.body,
+                req.method, self.env.via(dest), body=body,
                 content_type=req.get("content-type"), extra_headers=headers,
             )
         except DialogError:
             return self.env.respond(handle, make_response(req, 491), now)
         relay = _Relay(self, side, req, handle, relayed)
-        if req.body:
-            self.sdp_sent["b" if side == "a" else "a"] = req.body
+        if req.method in OFFER_METHODS:
+            self.sdp_sent[other_side] = body
         return self.env.send_request(relayed, dest, now, relay)[1]
 
-    def on_relay_response(self, relay: "_Relay", resp: Response, now: float) -> list[Output]:
+    def on_relay_response(self, relay: _Relay, resp: Response, now: float) -> list[Output]:
         if self.state is CallState.ENDED:
             return self.env.respond(relay.handle, make_response(relay.original, 481), now)
         other = self._other(relay.side)
@@ -491,19 +600,27 @@ class Call:
         if resp.status >= 200 and relay.request.method == "INVITE" and resp.status < 300 and other:
             ack = other[0].ack_for_2xx(relay.request.cseq.seq, self.env.via(other[1]))
             out.append(Send(ack, other[1]))
-        answer = make_response(relay.original, resp.status, resp.reason)
+        offer_answered = relay.original.method in OFFER_METHODS and resp.status < 300
+        status, body = resp.status, resp.body
+        if offer_answered and body:
+            other_side = "b" if relay.side == "a" else "a"
+            try:
+                body = self.media.answer(self._media_leg(other_side), body)
+            except SdpError as exc:  # the other leg took the offer; this one keeps its session
+                log.warning("[%s] answer from %s refused: %s", self.ref, other_side, exc.reason)
+                status, body, offer_answered = exc.status, b"", False
+        answer = make_response(relay.original, status, resp.reason if status == resp.status else None)
         for key, value in self._relayed(resp):
             if key != "content-type":
                 answer.add(key.title(), value)
-        if resp.body:
+        if body:
             answer.add("Content-Type", resp.get("content-type") or "application/sdp")
-        if relay.original.method in ("INVITE", "UPDATE") and resp.status < 300:
-            src = self.a_source if relay.side == "a" else self.winner.target.dest  # type: ignore[union-attr]
-            answer.add("Contact", self.env.contact(src))
-        answer.body = resp.body
-        if resp.body:
-            self.sdp_sent[relay.side] = resp.body
-        if 200 <= resp.status < 300 and relay.original.method in ("INVITE", "UPDATE"):
+        if offer_answered:
+            answer.add("Contact", self.env.contact(self._peer(relay.side)))
+        answer.body = body
+        if offer_answered and body:
+            self.sdp_sent[relay.side] = body
+        if offer_answered:
             other_side = "b" if relay.side == "a" else "a"
             self.sessions.answered_by_peer(other_side, resp, now)
             for name, value in self.sessions.answer_headers(relay.side, relay.original, now):
@@ -525,6 +642,12 @@ class Call:
             return None
         return self.winner.dialog, self.winner.target.dest, self.b_allow, self.sdp_sent.get("b", b"")
 
+    def _peer(self, side: str) -> Address:
+        return self.a_source if side == "a" else self.winner.target.dest  # type: ignore[union-attr]
+
+    def _media_leg(self, side: str) -> Leg:
+        return self.a_media if side == "a" else self.winner.media  # type: ignore[union-attr]
+
     def _other(self, side: str) -> tuple[Dialog, Address] | None:
         if side == "a":
             if self.winner is None or self.winner.dialog is None:
@@ -538,6 +661,9 @@ class Call:
         if self.state is CallState.ENDED:
             return []
         out: list[Output] = []
+        if self._b_ack is not None:  # B's 2xx is ACKed before its BYE (§13.2.2.4, §15)
+            out += self._ack(*self._b_ack)
+            self._b_ack = None
         if skip != "a" and self.a_dialog is not None:
             out += self._bye(self.a_dialog, self.a_source, now)
         if skip != "b" and self.winner is not None and self.winner.dialog is not None:
@@ -561,6 +687,7 @@ class Call:
             return []
         self.state = CallState.ENDED
         self.record.end = now
+        self.media.release()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -575,12 +702,43 @@ class Call:
         self.b_legs = []
         self.winner = None
         self.a_session = None
+        self._b_ack = None
         return []
+
+    # -- failures ----------------------------------------------------------------------
+    def guarded(self, handle: Callable[[], list[Output]], now: float) -> list[Output]:
+        """Run one event of this call: a bug in it ends the call (500) rather than
+        leaving it, and its ports, behind."""
+        try:
+            return handle()
+        except Exception:
+            log.exception("[%s] call handler failed: ending the call", self.ref)
+            return self.abort(now)
+
+    def abort(self, now: float) -> list[Output]:
+        try:
+            if self.state is CallState.ANSWERED:
+                return self.hangup(now, "system", 500)
+            return self._cancel_forks(now, None) + self.fail(500, None, now)
+        except Exception:
+            log.exception("[%s] ending the call failed", self.ref)
+            return []
+        finally:
+            self.media.release()
+            if self.state is not CallState.ENDED:
+                self._end(now)
 
     # -- timers ------------------------------------------------------------------------
     def arm(self, name: str, when: float, callback: Callable[[], None]) -> None:
         self._cancel_timer(name)
-        self._timers[name] = self.env.call_at(when, callback)
+        self._timers[name] = self.env.call_at(when, lambda: self._fire(callback))
+
+    def _fire(self, callback: Callable[[], None]) -> None:
+        def run() -> list[Output]:
+            callback()
+            return []
+
+        self.env.send(self.guarded(run, self._now()))
 
     def _cancel_timer(self, name: str) -> None:
         timer = self._timers.pop(name, None)
@@ -600,7 +758,7 @@ class Call:
 class _Relay:
     """Owner of a relayed in-dialog request: its answer goes back to the sender."""
 
-    __slots__ = ("call", "side", "original", "handle", "request")
+    __slots__ = ("call", "handle", "original", "request", "side")
 
     def __init__(self, call: Call, side: str, original: Request, handle: int, request: Request):
         self.call = call
@@ -610,6 +768,9 @@ class _Relay:
         self.request = request
 
     def __call__(self, event: object, now: float) -> list[Output]:
+        return self.call.guarded(lambda: self._on_event(event, now), now)
+
+    def _on_event(self, event: object, now: float) -> list[Output]:
         if isinstance(event, ResponseReceived):
             if event.response.status < 200:
                 return []

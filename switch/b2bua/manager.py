@@ -35,10 +35,11 @@ from ..sip.message import Request, Response
 from ..sip.timers import TimerConfig
 from ..sip.uri import SipUri
 from ..storage.base import CdrRecord, Storage
-from .call import Attempt, Call, Cancellable, CallState, Outcome
+from .call import Attempt, Call, CallState, Cancellable, Outcome
 from .credit import KEY as CREDIT_KEY
 from .credit import CreditLedger, cost_of
 from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
+from .media import PASS_THROUGH, MediaHook
 from .plan import CallContext, DialplanPlan
 
 log = logging.getLogger("centrala.b2bua")
@@ -59,6 +60,7 @@ class CallManager:
         send: Callable[[list[Output]], None],
         now: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        media: MediaHook = PASS_THROUGH,
     ) -> None:
         self.config = config
         self.core = core
@@ -72,6 +74,7 @@ class CallManager:
         self._send = send
         self._now = now
         self._spawn = spawn
+        self.media = media
         self.credit = CreditLedger(config)
         self.calls: dict[str, Call] = {}
         self._dialogs: dict[DialogId, tuple[Call, str]] = {}
@@ -153,6 +156,7 @@ class CallManager:
         if ctx is None:
             return self._answer(event, 404, None, now)
         call = Call(self, self.plan, req, event.handle, event.source, now)
+        call.media = self.media.session(call.ref, ctx.tenant, ctx.caller_number)
         call.data["ctx"] = ctx
         self.calls[call.ref] = call
         self._by_invite[event.handle] = call
@@ -165,7 +169,7 @@ class CallManager:
             step = Outcome("failed", 402, "Credit limit reached")
         if isinstance(step, Outcome):
             return call.fail(step.status, step.phrase, now)
-        return call.start(step, now)
+        return call.guarded(lambda: call.start(step, now), now)
 
     # -- credit -------------------------------------------------------------------------
     def _price(self, call: Call) -> Decimal | None:
@@ -255,13 +259,14 @@ class CallManager:
         if found is None:
             return self._answer(event, 481, None, now)
         call, side = found
-        return call.on_request(side, req, event.handle, now)
+        return call.guarded(lambda: call.on_request(side, req, event.handle, now), now)
 
     def on_ack(self, event: AckReceived, now: float) -> list[Output]:
         found = self._dialogs.get(_dialog_id(event.request))
         if found is None or found[1] != "a":
             return []
-        return found[0].on_a_ack(event.request, now)
+        call = found[0]
+        return call.guarded(lambda: call.on_a_ack(event.request, now), now)
 
     def on_cancel(self, event: CancelReceived, now: float) -> list[Output] | None:
         """CANCEL of a call's INVITE; None if the INVITE is not a call's."""
@@ -270,7 +275,7 @@ class CallManager:
         call = self._by_invite.get(event.invite_handle)
         if call is None:
             return None
-        return call.on_a_cancel(now)
+        return call.guarded(lambda: call.on_a_cancel(now), now)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _answer(

@@ -1,36 +1,73 @@
 """Where the media layer plugs into every call.
 
-The B2BUA hands each session description it relays to a ``MediaHook``
-before sending it on: the offer from one leg becomes the offer on the other
-leg, the answer likewise.  Until the media issue anchors RTP in Centrala,
-``PassThrough`` relays SDP unchanged; the call model does not change when
-a real anchor replaces it.
+The B2BUA hands each session description it relays to the call's
+``MediaSession`` before sending it on: the offer received on one leg becomes
+the offer sent on the other leg, the answer likewise (RFC 3264).  Legs are
+named by ``Leg``: the caller's leg A, and one per B fork (a target being
+rung), which stays the name of leg B once that fork has answered.  A session
+raises ``media.sdp.SdpError`` (carrying the SIP status, 488 or 400; 503 when
+no RTP port is free) for an SDP it cannot take; the call answers the sender
+with that status and nothing crosses.
+
+``AnchorHook`` (``anchor.py``) anchors RTP in the switch; ``PassThrough``
+relays SDP unchanged (``media.anchor: false``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ..sip.address import Address
+
+Side = Literal["a", "b"]
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One party of a call, as the media layer knows it."""
+
+    side: Side  # "a": the caller; "b": a callee (one per fork)
+    peer: Address  # where its signalling goes: our media address faces it
+    label: str = ""  # a B fork's target: an extension number or "trunk:NAME"
+    fork: int = 0  # B forks of one call are numbered from 1
+
+
+class MediaSession(Protocol):
+    """The media of one call."""
+
+    def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
+        """The offer to send to ``receiver`` for ``sdp`` received from ``sender``."""
+
+    def answer(self, sender: Leg, sdp: bytes) -> bytes:
+        """The answer to send back for ``sdp``, the answer ``sender`` gave to the
+        offer last sent to it (183 and 200 may both answer one offer)."""
+
+    def release(self) -> None:
+        """The call ended: free its ports.  Called at least once; idempotent."""
 
 
 class MediaHook(Protocol):
-    def offer(self, call_ref: str, from_leg: str, sdp: bytes) -> bytes:
-        """The offer to send on the other leg for ``sdp`` received on ``from_leg``."""
+    """The switch's media layer: one ``MediaSession`` per call."""
 
-    def answer(self, call_ref: str, from_leg: str, sdp: bytes) -> bytes:
-        """The answer to send on the other leg."""
-
-    def release(self, call_ref: str) -> None:
-        """The call ended: free its ports (always called, exactly once)."""
+    def session(self, call_ref: str, tenant: str, caller: str | None) -> MediaSession:
+        """Media for a new call of ``tenant``; ``caller`` is the calling extension."""
 
 
 class PassThrough:
-    """No anchoring yet: bodies cross the switch unchanged."""
+    """No anchoring: bodies cross the switch unchanged."""
 
-    def offer(self, call_ref: str, from_leg: str, sdp: bytes) -> bytes:
+    def session(self, call_ref: str, tenant: str, caller: str | None) -> MediaSession:
+        return self
+
+    def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
         return sdp
 
-    def answer(self, call_ref: str, from_leg: str, sdp: bytes) -> bytes:
+    def answer(self, sender: Leg, sdp: bytes) -> bytes:
         return sdp
 
-    def release(self, call_ref: str) -> None:
+    def release(self) -> None:
         return None
+
+
+PASS_THROUGH = PassThrough()

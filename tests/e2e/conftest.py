@@ -2,8 +2,9 @@
 
 ``centrala`` starts one process with the repository's ``config/``;
 ``start_centrala(config_dir=..., extra_args=...)`` starts more or others.
-Each gets free ports (UDP+TCP on ``udp_port``, TLS on ``udp_port + 1``), a
-fresh state directory under ``tmp_path`` and a log file, and is ready once
+Each gets free ports (UDP+TCP on ``udp_port``, TLS on ``udp_port + 1``),
+this test process's own block of RTP ports (``rtp_ports``: parallel runs do
+not share one), a fresh state directory under ``tmp_path`` and a log file, and is ready once
 it answers an OPTIONS over UDP. At teardown each one still running gets
 SIGTERM and must exit 0 with no ``Traceback`` in its log.
 """
@@ -33,6 +34,14 @@ DEFAULT_CONFIG = REPO_ROOT / "config"
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 80
+RTP_BLOCK = 200  # RTP ports per test process, in the default range 20000-29999
+
+
+def rtp_ports() -> str:
+    """This test process's RTP range for centrala (``media.rtp_ports``), by its pid:
+    $CENTRALA_RTP_PORTS if set.  Ports busy anyway are skipped by the switch."""
+    low = 20000 + (os.getpid() % (10000 // RTP_BLOCK)) * RTP_BLOCK
+    return os.environ.get("CENTRALA_RTP_PORTS") or f"{low}-{low + RTP_BLOCK - 1}"
 
 
 def centrala_bin() -> Path:
@@ -189,7 +198,7 @@ def _launch(config_dir: Path, run_dir: Path, extra_args: Sequence[str]) -> Centr
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "CENTRALA_RTP_PORTS": rtp_ports()},
         )
     return Centrala(
         proc=proc,

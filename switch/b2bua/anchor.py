@@ -1,0 +1,267 @@
+"""Every call's media anchored in the switch: offer/answer through the RTP relay.
+
+Theory of operation
+-------------------
+``AnchorHook`` (one per switch) opens an ``AnchorSession`` per call.  The
+session owns the call's ``Stream``s, one per m-line, whose side "a"
+faces the caller (leg A) and side "b" the callee (leg B), and it writes every
+SDP that crosses the call with ``media.offer_answer``:
+
+* ``offer(sender, receiver, sdp)``: streams are opened for the RTP m-lines
+  that have none yet (re-offers reuse the ports they had), the receiver's
+  anchors go into the offer (``anchor_offer``), with the codecs both legs
+  allow.  The offer state is kept per receiver until the next offer to it.
+* ``answer(sender, sdp)``: ``anchor_answer`` against the offer last sent to
+  ``sender``; each ``StreamPlan`` sets the relay: remote addresses (a
+  ``c=0.0.0.0`` keeps the latch it had), payload-type maps both ways, and
+  hold: RTP is not relayed to a party whose SDP says it does not receive, nor
+  to the party the offerer puts on hold (offer sendonly/inactive, RFC 3264
+  §8.4, RFC 6337 §5.3).  The answerer's sendonly alone (early-media
+  announcements) does not silence what it sends.  A resume (sendrecv)
+  relays again.
+
+Forks share one B side: every B fork is offered the same B-side ports (each
+its own ``o=`` and its own codec filter, so each gets its own offer state),
+and whichever fork's answer arrives last (183 early media, then the
+winning 200) sets the B side's remote.  The losing forks hold no port of
+their own, so nothing is left to free when they are cancelled; their offer
+states die with the session.  The first winning 200 is the B leg from then
+on (the call keeps using that fork's ``Leg``).
+
+Our ``o=`` is one per leg (``LegOrigin``): a new session id at the first
+offer, the version up by one whenever the SDP we send there changes.  The
+address in ``c=``/``o=`` is ``media.advertise`` when set, else the switch's
+local address facing that leg's peer (the one our SIP Contact uses; an
+unspecified listen address is resolved through the routing table).
+
+Codecs: a leg allows its extension's ``codecs``, else its tenant's, else
+``media.codecs``; telephone-event and CN always pass.  An offer carries what
+both legs allow, so the legs never need transcoding; nothing in common is
+488.  ``release()`` closes every stream of the call (idempotent).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import socket
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Protocol
+
+from dialplan.schema import Config
+from media.offer_answer import (
+    Anchor,
+    CodecPref,
+    LegOrigin,
+    LegPrefs,
+    OfferState,
+    StreamPlan,
+    anchor_answer,
+    anchor_offer,
+)
+from media.ports import PortsExhausted
+from media.relay import Addr
+from media.sdp import NOT_ACCEPTABLE_HERE, SdpError, SessionDescription
+
+from ..sip.address import Address
+from .media import Leg, MediaSession, Side
+
+log = logging.getLogger("centrala.media")
+
+ALWAYS_ALLOWED = ("telephone-event", "CN")  # RFC 4733 digits and RFC 3389 comfort noise
+LocalAddress = Callable[[Address], tuple[str, str, int]]  # Endpoint.local_address
+
+
+class Stream(Protocol):
+    """What a call needs of one relayed m-line (``media.relay.Stream``)."""
+
+    def local(self, side: Side) -> tuple[str, int, int]: ...
+    def set_remote(self, side: Side, rtp_addr: Addr, rtcp_addr: Addr | None = None, *,
+                   source_ip: str | None = None) -> None: ...
+    def set_pt_map(self, from_side: Side, mapping: Mapping[int, int]) -> None: ...
+    def hold(self, side: Side, on: bool) -> None: ...
+    def close(self) -> None: ...
+
+
+class Relay(Protocol):
+    """The switch's RTP relay (``media.relay.MediaRelay``)."""
+
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False) -> Stream: ...
+    def close_call(self, call_ref: Hashable) -> None: ...
+
+
+class AnchorHook:
+    """The media layer of a switch: the relay and the codec rules of the configuration."""
+
+    def __init__(self, relay: Relay, config: Config, local_address: LocalAddress) -> None:
+        self.relay = relay
+        self._local_address = local_address
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """A reloaded configuration: new calls follow its codecs and advertise address."""
+        self.advertise = config.media.advertise
+        default = _prefs(config.media.codecs)
+        self._tenants: dict[str, LegPrefs] = {}
+        self._extensions: dict[tuple[str, str], LegPrefs] = {}
+        for tenant in config.tenants:
+            own = _prefs(tenant.codecs) if tenant.codecs else default
+            self._tenants[tenant.domain] = own
+            for ext in tenant.extensions:
+                if ext.codecs:
+                    self._extensions[(tenant.domain, ext.number)] = _prefs(ext.codecs)
+        self._default = default
+
+    def prefs(self, tenant: str, label: str | None) -> LegPrefs:
+        """The codecs a leg allows: its extension's, its tenant's, the switch's."""
+        own = self._extensions.get((tenant, label)) if label else None
+        return own or self._tenants.get(tenant, self._default)
+
+    def address(self, peer: Address) -> str:
+        """The address our SDP gives to ``peer``."""
+        if self.advertise:
+            return self.advertise
+        host = self._local_address(peer)[1]
+        return host if not ipaddress.ip_address(host).is_unspecified else _route_to(peer.host)
+
+    def session(self, call_ref: str, tenant: str, caller: str | None) -> MediaSession:
+        return AnchorSession(self, call_ref, tenant, caller)
+
+
+class AnchorSession:
+    """The anchored media of one call."""
+
+    def __init__(self, hook: AnchorHook, call_ref: str, tenant: str, caller: str | None) -> None:
+        self.hook, self.call_ref, self.tenant, self.caller = hook, call_ref, tenant, caller
+        self.streams: dict[int, Stream] = {}
+        self.released = False
+        self._origins: dict[Leg, LegOrigin] = {}
+        self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
+        self._pending: dict[Leg, tuple[Leg, OfferState]] = {}  # by answerer: (offerer, offer)
+
+    # -- offer/answer -------------------------------------------------------------------
+    def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
+        offer = SessionDescription.parse(sdp)
+        opened = self._open(offer, sender)
+        local = {i: self._anchor(s, receiver) for i, s in self.streams.items()
+                 if i < len(offer.media)}
+        prefs = _common(self._leg_prefs(sender), self._leg_prefs(receiver))
+        try:
+            relayed, state = anchor_offer(offer, local, prefs, self._origin(receiver))
+        except SdpError:
+            self._close(opened)
+            raise
+        self._close(i for i in opened if i not in state.anchors)  # streams the offer disabled
+        self._origins[receiver] = state.origin
+        self._pending[receiver] = (sender, state)
+        return bytes(relayed)
+
+    def answer(self, sender: Leg, sdp: bytes) -> bytes:
+        pending = self._pending.get(sender)
+        if pending is None:
+            raise SdpError("an answer to no offer (RFC 3264 §4)", NOT_ACCEPTABLE_HERE)
+        offerer, state = pending
+        answer = SessionDescription.parse(sdp)
+        local = {i: self._anchor(s, offerer) for i, s in self.streams.items()}
+        out, plans, origin = anchor_answer(answer, state, local, self._origin(offerer))
+        self._origins[offerer] = origin
+        for plan in plans:
+            self._apply(plan, offerer.side, sender.side)
+        return bytes(out)
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.streams.clear()
+            self.hook.relay.close_call(self.call_ref)
+
+    # -- streams ---------------------------------------------------------------------------
+    def _open(self, offer: SessionDescription, sender: Leg) -> list[int]:
+        """Streams for the offer's RTP m-lines that have none; the offerer's side
+        binds no RTCP port when it offers rtcp-mux (we always accept it)."""
+        if self.released:
+            raise SdpError("the call is over", NOT_ACCEPTABLE_HERE)
+        opened: list[int] = []
+        for i, m in enumerate(offer.media):
+            if i in self.streams or m.port == 0 or not m.is_rtp:
+                continue
+            mux = m.rtcp_mux
+            try:
+                self.streams[i] = self.hook.relay.open(
+                    self.call_ref, mux_a=mux and sender.side == "a", mux_b=mux and sender.side == "b")
+            except PortsExhausted as exc:
+                self._close(opened)
+                raise SdpError(str(exc), exc.status) from None
+            opened.append(i)
+        return opened
+
+    def _close(self, indexes: Iterable[int]) -> None:
+        for i in list(indexes):
+            self.streams.pop(i).close()
+
+    def _anchor(self, stream: Stream, leg: Leg) -> Anchor:
+        _, rtp, rtcp = stream.local(leg.side)
+        return Anchor(self._origin(leg).address, rtp, rtcp)
+
+    def _apply(self, plan: StreamPlan, x: Side, y: Side) -> None:
+        """One answered m-line onto its stream; ``x`` offered, ``y`` answered."""
+        stream = self.streams.get(plan.index)
+        if stream is None:
+            return
+        if plan.rejected or plan.x is None or plan.y is None:
+            stream.hold("a", True)
+            stream.hold("b", True)
+            return
+        for side, media in ((x, plan.x), (y, plan.y)):
+            if not ipaddress.ip_address(media.rtp[0]).is_unspecified:  # c=0.0.0.0: keep the latch
+                stream.set_remote(side, media.rtp, media.rtcp)
+        stream.set_pt_map(x, plan.x_to_y)
+        stream.set_pt_map(y, plan.y_to_x)
+        stream.hold(x, not plan.x.direction.receives)
+        stream.hold(y, not plan.y.direction.receives or plan.x.holds_peer)
+
+    # -- per leg ------------------------------------------------------------------------------
+    def _origin(self, leg: Leg) -> LegOrigin:
+        origin = self._origins.get(leg)
+        if origin is None:
+            origin = LegOrigin(secrets.randbits(62), self.hook.address(leg.peer))
+            self._origins[leg] = origin
+        return origin
+
+    def _leg_prefs(self, leg: Leg) -> LegPrefs:
+        prefs = self._prefs.get(leg)
+        if prefs is None:
+            label = self.caller if leg.side == "a" else leg.label
+            prefs = self._prefs[leg] = self.hook.prefs(self.tenant, label)
+        return prefs
+
+
+def _prefs(names: list[str]) -> LegPrefs:
+    return LegPrefs.of(*names, *ALWAYS_ALLOWED)
+
+
+def _common(a: LegPrefs, b: LegPrefs) -> LegPrefs:
+    """The codecs both lists allow, in ``a``'s order; unset rates/channels take the other's."""
+    both = []
+    for p in a.codecs:
+        for q in b.codecs:
+            if p.name.lower() != q.name.lower():
+                continue
+            if None not in (p.clock_rate, q.clock_rate) and p.clock_rate != q.clock_rate:
+                continue
+            if None not in (p.channels, q.channels) and p.channels != q.channels:
+                continue
+            both.append(CodecPref(p.name, p.clock_rate or q.clock_rate, p.channels or q.channels))
+    return LegPrefs(tuple(dict.fromkeys(both)))
+
+
+def _route_to(host: str) -> str:
+    """The local address the kernel would send from to ``host`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 9))
+        return str(probe.getsockname()[0])
+
+
+__all__ = ["AnchorHook", "AnchorSession"]
