@@ -10,7 +10,7 @@ DEBIAN_TEST_PKGS ?= sip-tester:sipp postgresql:pg_ctlcluster fail2ban:fail2ban-r
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench check clean distclean deb-test-pkgs deb-bench-pkgs
+.PHONY: run test bench soak check clean distclean deb-test-pkgs deb-bench-pkgs
 
 run: $(VENV)/.installed
 	exec $(BIN)/centrala run -c $(CONFIG)
@@ -21,11 +21,22 @@ test: $(VENV)/.installed-test deb-test-pkgs
 # Debian packages the benchmarks compare against, as package:command.
 DEBIAN_BENCH_PKGS ?= sip-tester:sipp kamailio:kamailio
 BENCH_REGISTER_ARGS ?= --step-seconds 5 --runs 3 --memory-users 10000,100000
+# Soak length in minutes and extra arguments (python -m bench.soak --help).
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
 
+# Each benchmark writes its JSON; bench.results turns them into bench/RESULTS.md
+# and bench/results.json (the machine, the commands, the figures, the targets).
 bench: $(VENV)/.installed-bench deb-bench-pkgs
 	$(BIN)/python -m bench.parser --json bench/parser.json
 	$(BIN)/python -m bench.register $(BENCH_REGISTER_ARGS) --json bench/register.json
 	$(BIN)/python -m bench.cps --quick --json bench/cps.json
+	$(BIN)/python -m bench.media --json bench/media.json
+	$(BIN)/python -m bench.results
+
+# Mixed traffic at half the maximum measured by `make bench`, then a leak check.
+soak: $(VENV)/.installed-bench deb-bench-pkgs
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --json bench/soak.json $(SOAK_ARGS)
 
 check: $(VENV)/.installed
 	$(BIN)/centrala check -c $(CONFIG)
@@ -33,16 +44,20 @@ check: $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# One stamp per set of extras; each is redone when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The modules setup.py compiles with mypyc: editing one means rebuilding it.
+COMPILED_SOURCES := $(shell grep -o '"switch/[a-z_/]*\.py"' setup.py | tr -d '"')
+BUILD_INPUTS := pyproject.toml setup.py $(COMPILED_SOURCES)
+
+# One stamp per set of extras; each is redone when the build inputs change.
+$(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-bench: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@
 
@@ -61,6 +76,7 @@ deb-test-pkgs:
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name '*.so' -type f -exec rm -f {} +
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 	rm -f $(VENV)/.installed $(VENV)/.installed-test $(VENV)/.installed-bench
 
