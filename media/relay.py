@@ -176,6 +176,7 @@ class _Side:
         "sdp_rtcp",
         "sdp_rtp",
         "stream",
+        "tap",
         "view",
     )
 
@@ -197,6 +198,7 @@ class _Side:
         self.held = False
         self.pt_table: bytes | None = None  # applied to packets *from* this side
         self.rewriter: Rewriter | None = None  # applied to packets sent *to* this side
+        self.tap: Callable[[memoryview], None] | None = None  # set_tap: RTP from this side
         self.cand_rtp: tuple[float, int] | None = None  # re-latch candidate: (since, count)
         self.cand_rtcp: tuple[float, int] | None = None
         self.rtp_in = self.rtcp_in = self.bytes_in = 0
@@ -227,6 +229,9 @@ class _Side:
         self.rtp_in += 1
         self.bytes_in += n
         if peer.held:
+            return
+        if self.tap is not None:  # transcoding: the tap consumes the packet (set_tap)
+            self.tap(self.view[:n])
             return
         table = self.pt_table
         if table is not None:
@@ -375,6 +380,12 @@ class RelayStream:
     def set_rewriter(self, side: Side, rewriter: Rewriter | None) -> None:
         """Make every RTP packet sent to ``side`` part of one continuous stream."""
         self._sides[side].rewriter = rewriter
+
+    def set_tap(self, from_side: Side, tap: Callable[[memoryview], None] | None) -> None:
+        """Hand RTP from ``from_side`` to ``tap`` instead of relaying it (transcoding,
+        media/transcode.py); the view is of the shared buffer, valid during the call
+        only.  Latching, counters, hold and RTCP are unchanged; None relays again."""
+        self._sides[from_side].tap = tap
 
     def send(self, side: Side, packet: bytearray) -> bool:
         """Send an RTP packet made here (a player) to ``side``, through its rewriter,
