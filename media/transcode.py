@@ -26,15 +26,19 @@ one frame (a peer's 40 or 60 ms Opus) are spread over several ticks, and
 the resampler's start-up delay is padded once instead of shifting every frame.
 
 ``TranscodedStream`` holds both directions of one m-line for the relay's
-sides "a" and "b".  Transcoding is for streams whose legs share no codec;
+sides "a" and "b".  ``TranscodingPump`` is the adapter: it takes the relay
+stream's packets through ``RelayStream.set_tap`` (the relay stops copying
+them), sends what comes out through ``RelayStream.send``, and arms one
+``loop.call_at`` per 20 ms; only it reads the clock.  Transcoding is for streams whose legs share no codec;
 when they share one, the relay copies packets untouched.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from av.error import FFmpegError
 
@@ -44,9 +48,12 @@ from .jitter import Frame, JitterBuffer
 from .rtp import RtpFormatError, RtpPacket
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .relay import Side
 
 MAX_FIFO_FRAMES = 4  # decoded audio waiting to be encoded, at most
+TICK_S = 0.02  # one frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +209,59 @@ class TranscodedStream:
             if packet is not None:
                 out.append((side, packet))
         return out
+
+
+# -- the adapter ---------------------------------------------------------------------------
+class TappableStream(Protocol):
+    """What the pump needs of ``media.relay.RelayStream``."""
+
+    closed: bool
+
+    def set_tap(self, from_side: Side, tap: Callable[[memoryview], None] | None) -> None: ...
+
+    def send(self, side: Side, packet: bytearray) -> bool: ...
+
+
+class TranscodingPump:
+    """Drives a ``TranscodedStream`` from a relay stream: a tap per side, a 20 ms tick."""
+
+    def __init__(self, stream: TappableStream, transcoded: TranscodedStream,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.stream, self.transcoded, self.loop = stream, transcoded, loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        pairs: tuple[tuple[Side, Side], ...] = (("a", "b"), ("b", "a"))
+        for side, other in pairs:
+            self.stream.set_tap(side, self._tap(side, other))
+        self._due = self.loop.time() + TICK_S
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        """Stop ticking and let the relay copy packets again; safe to call twice."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+            if not self.stream.closed:
+                self.stream.set_tap("a", None)
+                self.stream.set_tap("b", None)
+
+    def _tap(self, side: Side, other: Side) -> Callable[[memoryview], None]:
+        def tap(packet: memoryview) -> None:
+            event = self.transcoded.push(side, packet, self.loop.time())
+            if event is not None:
+                self.stream.send(other, event)
+        return tap
+
+    def _tick(self) -> None:
+        if self.stream.closed:
+            self._handle = None
+            return
+        now = self.loop.time()
+        for side, packet in self.transcoded.tick(now):
+            self.stream.send(side, packet)
+        self._due += TICK_S
+        if self._due < now:  # the loop fell a frame behind: resume, do not burst
+            self._due = now + TICK_S
+        self._handle = self.loop.call_at(self._due, self._tick)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from media.codecs import G722, OPUS, PCMA, PCMU, AudioCodec
 from media.dtmf import TelephoneEvent, digit_packets
 from media.jitter import JitterBuffer
 from media.rtp import RtpPacket
-from media.transcode import LegCodec, TranscodedStream, Transcoder
+from media.transcode import LegCodec, TranscodedStream, Transcoder, TranscodingPump
 
 from .audio_support import dominant, power_at, tone
 
@@ -177,3 +179,85 @@ def test_source_restart_resets_the_jitter_buffer() -> None:
     a2.sent = 3000
     stream.push("a", a2.packet(), 0.1)
     assert stream.to["b"].jitter.stats.resets == 1
+
+
+# -- the adapter ------------------------------------------------------------------------
+class FakeLoop:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> FakeHandle:
+        handle = FakeHandle(when, callback)
+        self.timers.append((when, handle.run))
+        return handle
+
+
+class FakeHandle:
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def run(self) -> None:
+        if not self.cancelled:
+            self.callback()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeRelayStream:
+    def __init__(self) -> None:
+        self.closed = False
+        self.taps: dict[str, Callable[[memoryview], None] | None] = {}
+        self.sent: list[tuple[str, RtpPacket]] = []
+
+    def set_tap(self, from_side: str, tap: Callable[[memoryview], None] | None) -> None:
+        self.taps[from_side] = tap
+
+    def send(self, side: str, packet: bytearray) -> bool:
+        self.sent.append((side, RtpPacket.parse(bytes(packet))))
+        return True
+
+
+def test_pump_taps_both_sides_and_ticks_every_20_ms() -> None:
+    loop, relay = FakeLoop(), FakeRelayStream()
+    pump = TranscodingPump(relay, TranscodedStream(ULAW, OPUS_LEG, jitter_target=1),
+                           loop)  # type: ignore[arg-type]
+    pump.start()
+    a, b = Phone(ULAW, 1), Phone(OPUS_LEG, 2)
+    for _ in range(5):
+        when, fire = loop.timers.pop(0)
+        assert when == pytest.approx(loop.now + FRAME)
+        loop.now = when
+        for side, phone in (("a", a), ("b", b)):
+            tap = relay.taps[side]
+            assert tap is not None
+            tap(memoryview(phone.packet()))
+        fire()
+    assert [side for side, _ in relay.sent] == ["b", "a"] * 5
+    assert {p.payload_type for side, p in relay.sent if side == "b"} == {111}
+    event = RtpPacket(payload_type=101, timestamp=9, payload=bytes(TelephoneEvent(3, True)))
+    tap = relay.taps["a"]
+    assert tap is not None
+    tap(memoryview(bytes(event)))
+    assert relay.sent[-1][0] == "b" and relay.sent[-1][1].payload_type == 100  # b's number
+    loop.now += 1.0  # the loop stalled: the next tick is re-based, no burst
+    loop.timers.pop(0)[1]()
+    assert loop.timers[-1][0] == pytest.approx(loop.now + FRAME)
+    pump.stop()
+    assert relay.taps == {"a": None, "b": None}
+    loop.timers.pop(0)[1]()  # cancelled: nothing happens
+    pump.stop()
+
+
+def test_pump_stops_with_a_closed_stream() -> None:
+    loop, relay = FakeLoop(), FakeRelayStream()
+    pump = TranscodingPump(relay, TranscodedStream(ULAW, OPUS_LEG), loop)  # type: ignore[arg-type]
+    pump.start()
+    relay.closed = True
+    loop.timers.pop(0)[1]()
+    assert loop.timers == [] and relay.sent == []
+    pump.stop()
