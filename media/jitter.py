@@ -200,8 +200,11 @@ class JitterBuffer:
         self._played = ((self._played << frames) | played) & self._mask
 
     def _ready(self, now: float) -> bool:
+        """Enough packets, or the first has waited ``target`` frames (give or take half a
+        frame: ticks are never exactly one frame apart)."""
+        waited = now - self._since
         return bool(self._slots) and (
-            len(self._slots) >= self.target or now - self._since >= self.target * self.frame_s
+            len(self._slots) >= self.target or waited >= (self.target - 0.5) * self.frame_s
         )
 
     def _play(self) -> Frame | Gap:
