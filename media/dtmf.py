@@ -32,9 +32,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# RFC 4733 §3.2: events 0-9, *, #, A-D, then flash (16).
+# RFC 4733 §3.2: events 0-9, *, #, A-D (then flash, 16, which is no key).
 DIGITS = "0123456789*#ABCD"
-FLASH = 16
 EVENT_SIZE = 4
 MAX_DURATION = 0xFFFF
 UPDATE_INTERVAL_S = 0.05  # §2.5.1.2: "typically ... every 50 ms"
