@@ -109,7 +109,7 @@ PCMA = AudioCodec("PCMA", 8000, 1, 8000, "pcm_alaw", static_pt=8)
 G722 = AudioCodec("G722", 8000, 1, 16000, "g722", static_pt=9)  # RFC 3551 §4.5.2
 OPUS = AudioCodec(
     "opus", 48000, 2, 48000, "libopus", bit_rate=32000,
-    options={"application": "voip"},  # mono: RFC 7587 §3.4, any receiver decodes it
+    options={"application": "voip"},  # mono: every Opus decoder takes mono and stereo
 )
 
 _REGISTRY: dict[tuple[str, int, int], AudioCodec] = {}
