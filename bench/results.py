@@ -129,14 +129,18 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _commit() -> str | None:
+def commit() -> str:
+    """The commit measured, ``+dirty`` when the switch's code has uncommitted changes."""
     git = ["git", "-C", str(BENCH_DIR.parent)]
     try:
         head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "switch", "dialplan",
+                                "media"], capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
-    return head or None
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 # -- command lines ---------------------------------------------------------------------
@@ -310,7 +314,7 @@ def markdown(report: Data, loaded: dict[str, Data]) -> str:
         "# Centrala benchmark results",
         "",
         (f"Generated {report['generated']} by `python -m bench.results` (the last step of "
-         f"`make bench`) from {sources}; commit {report['commit'] or 'unknown'}."),
+         f"`make bench`) from {sources}; commit {report['commit']}."),
         "",
         "## Machine",
         "",
@@ -359,7 +363,7 @@ def build(bench_dir: Path) -> tuple[Data, dict[str, Data]]:
     figures, targets = collect(loaded)
     report: Data = {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": commit(),
         "sources": list(loaded),
         "machine": machine(),
         "commands": commands(loaded),

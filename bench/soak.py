@@ -58,6 +58,7 @@ from bench.common import (
     taskset,
 )
 from bench.cps import counter, error_log, last_stats, udp_bound
+from bench.results import commit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
@@ -423,6 +424,8 @@ def _trend(samples: list[dict[str, int]], width: int = 9) -> list[str]:
         "  calls active          " + " ".join(f"{s['calls_active']:>5}" for s in shown),
         "  transactions          " + " ".join(f"{s['transactions']:>5}" for s in shown),
         "  bindings              " + " ".join(f"{s['bindings']:>5}" for s in shown),
+        "  RTP ports             " + " ".join(f"{s.get('rtp_ports_in_use', 0):>5}"
+                                              for s in shown),
     ]
 
 
@@ -451,15 +454,6 @@ def choose_rates(args: argparse.Namespace) -> str:
         sources.append(f"registrations: {args.load:g} x {args.register_share:g} x "
                        f"bench/register.json's {reg:g}/s" if reg else "registrations: default")
     return "; ".join(sources) or "rates given"
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -498,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     soak = Soak(args, workdir)
     result: dict[str, Any] = {"args": vars(args) | {"workdir": str(workdir), "json": None},
-                              "commit": _commit(), "rate_source": rate_source,
+                              "commit": commit(), "rate_source": rate_source,
                               "users": soak.users}
     server = soak.server
     server.start()

@@ -11,7 +11,7 @@ from tests.e2e.conftest import Centrala, centrala_bin
 from tests.e2e.sipdevice import SipDevice
 
 COUNTERS = {"pid", "calls", "calls_active", "transactions", "transactions_in_flight", "tasks",
-            "bindings", "connections", "open_fds", "rss_bytes"}
+            "bindings", "connections", "rtp_ports_in_use", "open_fds", "rss_bytes"}
 
 
 def status(c: Centrala, *extra: str) -> dict[str, int]:
@@ -28,6 +28,7 @@ def test_status_of_an_idle_switch(centrala: Centrala) -> None:
     assert set(idle) == COUNTERS
     assert idle["pid"] == centrala.proc.pid
     assert idle["calls"] == idle["calls_active"] == idle["bindings"] == 0
+    assert idle["rtp_ports_in_use"] == 0
     assert idle["connections"] == 0
     assert idle["tasks"] >= 2  # at least the housekeeping loops
     assert idle["open_fds"] >= 4  # UDP, TCP and TLS listeners, the control socket
