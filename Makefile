@@ -6,7 +6,7 @@ CONFIG ?= config/
 PYTEST_ARGS ?=
 # Debian packages the end-to-end tests drive, as package:command (the command
 # tells whether the package is already there). Later issues append here.
-DEBIAN_TEST_PKGS ?= sip-tester:sipp postgresql:pg_ctlcluster fail2ban:fail2ban-regex
+DEBIAN_TEST_PKGS ?= sip-tester:sipp postgresql:pg_ctlcluster fail2ban:fail2ban-regex baresip:baresip
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,0 +1,224 @@
+"""Media anchored in the real switch, with real peers on loopback.
+
+* Two baresip phones (``baresip.py``) register; 100 calls 101, PCMU both sides.
+  100 plays a 1 kHz tone, 101 (auto-answer) a 400 Hz one; each records what
+  it decodes.  The SDP each phone received names the switch's ports (from
+  this test process's RTP range, not the other phone's), and each recording's
+  dominant frequency is the other phone's tone: audio went through the relay
+  both ways.
+* SIPp: 100 calls 101 and plays RFC 4733 digits from sip-tester's pcaps
+  (``play_pcap_audio``) to the switch; 101's SIPp answers with an SDP naming a
+  socket of this test.  Digit 1 arrives from the switch's B-side port; then
+  100 holds (re-INVITE sendonly, answered recvonly): digit 2 must not reach
+  101; 100 resumes (sendrecv): digit 3 arrives.  The re-INVITEs reuse the
+  anchor ports and bump the o= version.
+* After the calls, ``centrala status`` shows no RTP port in use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import struct
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.e2e.baresip import Baresip
+from tests.e2e.calls_support import (
+    CREDENTIALS,
+    DOMAIN,
+    Background,
+    call_config,
+    dial,
+    invites,
+    register,
+    reports,
+    udp_bound,
+)
+from tests.e2e.conftest import Centrala, rtp_ports
+from tests.e2e.registrar_support import cli, received_messages, wait_for
+from tests.e2e.sipp import SCENARIO_DIR, free_port, run_sipp
+
+StartCentrala = Callable[..., Centrala]
+ConfigCopy = Callable[..., Path]
+RATE = 8000
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def write_tone(path: Path, freq: float, seconds: float) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(b"".join(
+            struct.pack("<h", round(12000 * math.sin(2 * math.pi * freq * i / RATE)))
+            for i in range(int(RATE * seconds))))
+    return path
+
+
+def _goertzel(samples: list[int], rate: int, freq: float) -> float:
+    """Power of ``freq`` in ``samples`` (one DFT bin, Goertzel's recurrence)."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+def dominant_frequency(path: Path) -> tuple[float, float]:
+    """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a mono WAV."""
+    with wave.open(str(path)) as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))
+    seconds = [samples[i:i + rate] for i in range(0, max(len(samples) - rate + 1, 1), rate)]
+    loudest = max(seconds, key=lambda s: sum(x * x for x in s))
+    rms = math.sqrt(sum(x * x for x in loudest) / max(len(loudest), 1))
+    window = loudest[: rate // 2]
+    best = max(range(100, 3901, 20), key=lambda f: _goertzel(window, rate, f))
+    return float(best), rms
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def status(c: Centrala) -> dict[str, int]:
+    out = cli("status", "-c", str(c.config_dir), "--state", str(c.state_dir))
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def ports_released(c: Centrala) -> bool:
+    return wait_for(lambda: status(c)["rtp_ports_in_use"] == 0, 5.0)
+
+
+def rtp_range() -> range:
+    low, high = map(int, rtp_ports().split("-"))
+    return range(low, high + 1)
+
+
+def sdp_port(sdp: str) -> int:
+    m = re.search(r"^m=audio (\d+) ", sdp, re.MULTILINE)
+    assert m, sdp
+    return int(m.group(1))
+
+
+def sdp_line(sdp: str, kind: str) -> str:
+    m = re.search(rf"^{kind}=(.*?)\s*$", sdp, re.MULTILINE)
+    assert m, sdp
+    return m.group(1)
+
+
+def body(message: str) -> str:
+    return re.split(r"\r?\n\r?\n", message, maxsplit=1)[1]
+
+
+def registered(c: Centrala, number: str) -> bool:
+    out = cli("registrations", "-c", str(c.config_dir), "--state", str(c.state_dir))
+    return f"{number}@{DOMAIN}" in out.stdout
+
+
+# --------------------------------------------------------------------------- baresip
+
+
+def test_baresip_phones_hear_each_other_through_the_anchor(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    c = start_centrala(call_config(config_copy))
+    callee = Baresip.start(
+        tmp_path / "101", user="101", password=CREDENTIALS["101"][1], domain=DOMAIN,
+        server=c.target, sip_ip="127.0.0.4", sip_port=free_port("127.0.0.4"),
+        source=write_tone(tmp_path / "400hz.wav", 400, 10), seconds=10,
+    )
+    caller: Baresip | None = None
+    try:
+        assert wait_for(lambda: registered(c, "101"), 5.0), callee.report()
+        caller = Baresip.start(
+            tmp_path / "100", user="100", password=CREDENTIALS["100"][1], domain=DOMAIN,
+            server=c.target, sip_ip="127.0.0.3", sip_port=free_port("127.0.0.3"),
+            source=write_tone(tmp_path / "1khz.wav", 1000, 4), seconds=8,
+            dial=f"sip:101@{DOMAIN}",  # hangs up when its 4 s tone ends
+        )
+        caller.wait()
+        callee.wait()
+    finally:
+        for phone in (caller, callee):
+            if phone is not None:
+                phone.stop()
+    assert caller is not None
+    report = caller.report() + "\n" + callee.report() + "\n" + c.log_tail()
+
+    # the SDP each phone received names the switch: its anchor ports, not the other phone's
+    (offer_to_101,) = callee.received_sdps()
+    answer_to_100 = caller.received_sdps()[-1]
+    ports = rtp_range()
+    assert sdp_port(offer_to_101) in ports and sdp_port(answer_to_100) in ports, report
+    assert sdp_port(offer_to_101) != sdp_port(answer_to_100), report
+    assert sdp_line(offer_to_101, "o").startswith("- "), offer_to_101  # our origin
+    assert "PCMU/8000" in offer_to_101 and "PCMU/8000" in answer_to_100
+
+    # each heard the other's tone
+    for phone, tone in ((callee, 1000.0), (caller, 400.0)):
+        freq, rms = dominant_frequency(phone.recording())
+        assert rms > 1000 and abs(freq - tone) <= 40, (phone.home, freq, rms, report)
+    assert ports_released(c), status(c)
+
+
+# --------------------------------------------------------------------------- SIPp: RTP, hold
+
+
+def test_sipp_rtp_is_anchored_and_hold_stops_it(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    c = start_centrala(call_config(config_copy))
+    phone = register(c, "101")
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    workdir = tmp_path / "uas"
+    workdir.mkdir()
+    scenario = workdir / "media_uas_hold.xml"
+    scenario.write_text((SCENARIO_DIR / "media_uas_hold.xml").read_text().replace(
+        "@RTP_PORT@", str(rtp.getsockname()[1])))
+    uas = Background(lambda: run_sipp(
+        scenario, None, timeout_s=15, workdir=workdir, local_port=phone.port, trace_msg=True,
+        extra=["-i", phone.host]), workdir)
+    assert wait_for(lambda: udp_bound(phone.host, phone.port), 5.0, 0.02)
+    try:
+        caller = dial(c, "100", "101", tmp_path / "uac", scenario="media_uac_hold.xml",
+                      timeout_s=15)
+        callee = uas.result()
+        assert caller.returncode == 0 and callee.returncode == 0, reports(caller, callee)
+        packets = []
+        while True:
+            try:
+                packets.append(rtp.recvfrom(2048))
+            except BlockingIOError:
+                break
+    finally:
+        rtp.close()
+
+    # three INVITEs reached 101, all naming the same anchor of the switch
+    sdps = [body(m) for m in invites(callee)]
+    assert len(sdps) == 3, reports(callee)
+    b_port = sdp_port(sdps[0])
+    assert {sdp_port(s) for s in sdps} == {b_port} and b_port in rtp_range(), sdps
+    assert {sdp_line(s, "c") for s in sdps} == {"IN IP4 127.0.0.1"}, sdps
+    versions = [int(sdp_line(s, "o").split()[2]) for s in sdps]
+    assert versions == [versions[0], versions[0] + 1, versions[0] + 2], versions
+    assert [re.findall(r"^a=(sendonly|sendrecv)", s, re.MULTILINE) for s in sdps] == [
+        ["sendrecv"], ["sendonly"], ["sendrecv"]], sdps
+    answers = [body(m) for m in received_messages(caller.messages)
+               if m.startswith("SIP/2.0 200") and "application/sdp" in m]
+    assert {sdp_port(a) for a in answers} - {b_port} and all(
+        sdp_port(a) in rtp_range() for a in answers), answers
+
+    # RTP reached 101 from the switch's B-side port, except while it was held
+    assert packets, f"no RTP reached 101's socket\n{c.log_tail()}"
+    assert {addr for _, addr in packets} == {("127.0.0.1", b_port)}, packets[:3]
+    events = {data[12] for data, _ in packets if data[1] & 0x7F == 101}
+    assert events == {1, 3}, f"digits relayed: {sorted(events)} (2 was sent on hold)"
+    assert ports_released(c), status(c)
