@@ -50,6 +50,7 @@ from typing import Protocol
 
 from switch.sip.grammar import quote
 from switch.sip.message import Request
+from switch.sip.randomness import token_bytes
 
 # -- bounds on what a peer controls (BAD_INPUTS.md item 11) ---------------------
 MAX_HEADER_LEN = 4096  # Kamailio sanity uses 2048/8192; 4 KiB fits every real client
@@ -312,7 +313,7 @@ class NonceCodec:
 
     def make(self, realm: str, now: float) -> str:
         ts_ms = max(0, min(int(now * 1000), (1 << 64) - 1))
-        return self._encode(ts_ms, secrets.token_bytes(_RAND_LEN), realm)
+        return self._encode(ts_ms, token_bytes(_RAND_LEN), realm)
 
     def validate(self, nonce: str, realm: str) -> _Nonce | None:
         """The nonce's issue time if we made it for ``realm``, else None."""

@@ -28,6 +28,18 @@ from ..sip.message import Request
 from ..sip.uri import SipUri
 from .location import AorKey, Binding, Location
 
+_date_cache: tuple[int, str] = (-1, "")
+
+
+def http_date(now: float) -> str:
+    """The Date header value (RFC 3261 §20.17), formatted once per second."""
+    global _date_cache
+    second = int(now)
+    if _date_cache[0] != second:
+        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_cache[1]
+
+
 Headers = list[tuple[str, object]]
 
 
@@ -240,5 +252,5 @@ class Registrar:
             for b in self.location.bindings(aor)
         ]
         headers.extend(("Path", p) for p in plan.path)  # RFC 3327 §5.3
-        headers.append(("Date", email.utils.formatdate(now, usegmt=True)))
+        headers.append(("Date", http_date(now)))
         return headers

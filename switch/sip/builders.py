@@ -7,23 +7,22 @@ finds its own Via, From, To and Call-ID byte for byte.
 
 from __future__ import annotations
 
-import secrets
-
 from .errors import SipError
 from .message import Field, Request, Response
+from .randomness import token_hex
 
 
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 def new_branch() -> str:
     """RFC 3261 §8.1.1.7: the magic cookie and a unique id."""
-    return "z9hG4bK" + secrets.token_hex(8)
+    return "z9hG4bK" + token_hex(8)
 
 
 def new_call_id(host: str) -> str:
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{token_hex(12)}@{host}"
 
 
 def _has_to_tag(req: Request) -> bool:
