@@ -22,10 +22,11 @@ the final status for the caller.
 * Every SDP crossing the call goes through its ``MediaSession`` (see
   ``media.py``; ``anchor.py`` anchors RTP): the offer to each fork, answers
   in 183 and 2xx, re-INVITE/UPDATE offers and answers both ways.  An SDP it
-  refuses gets its status (488, 400) back to the sender; a B 2xx with one
-  is ACKed and hung up, and that fork fails with 502.  An INVITE without SDP gets the offer in B's 2xx: B's ACK
-  waits for A's, which carries the answer.  An offerless re-INVITE is
-  answered here with the last SDP sent on that leg.
+  refuses gets its status (488, 400) back to the sender; a B 2xx with one is
+  ACKed and hung up, and that fork fails with 502.  An INVITE without SDP
+  gets the offer in B's 2xx: B's ACK waits for A's, which carries the
+  answer.  An offerless re-INVITE is answered here with the last SDP sent on
+  that leg.
 * Everything is released when the call ends, however it ends (an exception
   in one of its handlers ends it with 500): timers, dialog index entries,
   the media session; the CDR is written.
@@ -553,7 +554,7 @@ class Call:
         for name, value in timer.headers:
             resp.add(name, value)
         if req.method == "INVITE" and timer.status is None:
-            resp.add("Contact", self.env.contact(self.a_source if side == "a" else self._peer("b")))
+            resp.add("Contact", self.env.contact(self._peer(side)))
             if self.sdp_sent.get(side):
                 resp.add("Content-Type", "application/sdp")
                 resp.body = self.sdp_sent[side]

@@ -23,7 +23,7 @@ from switch.sip.address import Address
 from switch.sip.builders import make_response
 from switch.sip.events import ResponseReceived, Send
 from switch.sip.message import Request, parse_message
-from tests.unit.test_call import INVITE, PHONE1, PHONE2, SDP, FakeEnv, Plan, target
+from tests.unit.test_call import INVITE, PHONE1, PHONE2, SDP, FakeEnv, Plan, reply, target
 
 SWITCH_IP = "192.0.2.1"  # FakeEnv's Via/Contact address: what the anchor faces everyone with
 B_SDP = (b"v=0\r\no=- 7 7 IN IP4 10.0.0.11\r\ns=-\r\nc=IN IP4 10.0.0.11\r\nt=0 0\r\n"
@@ -93,16 +93,6 @@ def anchored_call(invite: bytes = INVITE, relay: object = None,
     call = Call(env, Plan(), req, 1, Address("udp", "10.0.0.1", 5060), 0.0)  # type: ignore[arg-type]
     call.media = hook.session(call.ref, "demo.test", "100")
     return call, env, relay  # type: ignore[return-value]
-
-
-def reply(env: FakeEnv, index: int, status: int, tag: str, body: bytes = b"") -> list[object]:
-    req, dest, owner = env.requests[index]
-    resp = make_response(req, status, to_tag=tag)
-    resp.add("Contact", f"<sip:101@{dest.host}:5060>")
-    if body:
-        resp.add("Content-Type", "application/sdp")
-    resp.body = body
-    return owner(ResponseReceived(index + 1, parse_message(bytes(resp)), owner), env.clock)  # type: ignore[operator, no-any-return]
 
 
 def in_dialog(call: Call, method: str, body: bytes, cseq: int = 3, side: str = "a") -> Request:
