@@ -308,7 +308,7 @@ class NonceCodec:
 
     def _encode(self, ts_ms: int, rand: bytes, realm: str) -> str:
         head = _TS.pack(ts_ms) + rand
-        mac = hmac.new(self._secret, head + _b(realm), hashlib.sha256).digest()[:_MAC_LEN]
+        mac = hmac.digest(self._secret, head + _b(realm), "sha256")[:_MAC_LEN]
         return base64.urlsafe_b64encode(head + mac).rstrip(b"=").decode("ascii")
 
     def make(self, realm: str, now: float) -> str:
