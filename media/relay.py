@@ -178,6 +178,7 @@ class _Side:
         "stream",
         "tap",
         "view",
+        "watcher",
     )
 
     def __init__(self, stream: RelayStream, name: Side, pair: PortPair) -> None:
@@ -199,6 +200,7 @@ class _Side:
         self.pt_table: bytes | None = None  # applied to packets *from* this side
         self.rewriter: Rewriter | None = None  # applied to packets sent *to* this side
         self.tap: Callable[[memoryview], None] | None = None  # set_tap: RTP from this side
+        self.watcher: Callable[[memoryview], None] | None = None  # set_watcher: a copy of it
         self.cand_rtp: tuple[float, int] | None = None  # re-latch candidate: (since, count)
         self.cand_rtcp: tuple[float, int] | None = None
         self.rtp_in = self.rtcp_in = self.bytes_in = 0
@@ -228,6 +230,8 @@ class _Side:
             return
         self.rtp_in += 1
         self.bytes_in += n
+        if self.watcher is not None:  # recording: sees the packet as this side sent it
+            self.watcher(self.view[:n])
         if peer.held:
             return
         if self.tap is not None:  # transcoding: the tap consumes the packet (set_tap)
@@ -386,6 +390,15 @@ class RelayStream:
         media/transcode.py); the view is of the shared buffer, valid during the call
         only.  Latching, counters, hold and RTCP are unchanged; None relays again."""
         self._sides[from_side].tap = tap
+
+    def set_watcher(self, from_side: Side,
+                    watcher: Callable[[memoryview], None] | None) -> None:
+        """Show every RTP packet from ``from_side`` to ``watcher`` as that side sent
+        it (payload type, SSRC, sequence number and timestamp untouched), before it
+        is relayed, tapped or dropped for hold: a passive copy for recording
+        (media/recorder.py).  The view is of the shared buffer, valid during the
+        call only, and must not be written to.  None stops watching."""
+        self._sides[from_side].watcher = watcher
 
     def send(self, side: Side, packet: bytearray) -> bool:
         """Send an RTP packet made here (a player) to ``side``, through its rewriter,
