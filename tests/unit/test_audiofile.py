@@ -86,9 +86,9 @@ def middle(pcm: bytes, rate: int) -> bytes:
     return pcm[start : start + n]
 
 
-def refused(source: bytes | str | Path, **kwargs: float) -> AudioFileError:
+def refused(source: bytes | str | Path, max_duration_s: float = 60.0) -> AudioFileError:
     with pytest.raises(AudioFileError) as info:
-        load(source, **kwargs)  # type: ignore[arg-type]
+        load(source, max_duration_s=max_duration_s)
     return info.value
 
 
@@ -164,7 +164,7 @@ def test_refusals_say_why(tmp_path: Path) -> None:
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     good = wav_bytes(8000, seconds=0.5)
-    cases = [
+    cases: list[tuple[bytes | Path, AudioProblem]] = [
         (b"", AudioProblem.EMPTY),
         (empty, AudioProblem.EMPTY),
         (wav_bytes(8000, seconds=0), AudioProblem.EMPTY),  # a header and no samples
