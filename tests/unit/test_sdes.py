@@ -72,6 +72,7 @@ def test_fields() -> None:
         f"1 F8_128_HMAC_SHA1_80 inline:{KEY80}",  # a suite we do not speak
         f"1 AES_CM_128_HMAC_SHA1_80 uri:{KEY80}",
         f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80[:-1]}!",  # not base64
+        f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80[:-1]}\u00e9",  # not even ASCII
         f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80[:-4]}",  # 27 bytes
         f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80}AAAA",  # 33 bytes
         f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80[:-1]}",  # bad padding
@@ -93,7 +94,14 @@ def test_refused_with_488(value: str) -> None:
     assert info.value.status == NOT_ACCEPTABLE_HERE
 
 
-@given(st.text(max_size=200))
+KEY_CHARS = st.sampled_from("AB+/=|:;^2 \u00e9\x00")
+
+
+@given(st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda tail: f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY80[:30]}{tail}",
+              st.text(KEY_CHARS, max_size=30)),
+))
 def test_only_sdp_errors_escape(value: str) -> None:
     try:
         line = CryptoAttribute.parse(value)
