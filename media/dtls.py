@@ -340,13 +340,13 @@ class DtlsSession:
         """A DTLS datagram from the peer; returns what to send back."""
         if self.state in (DtlsState.FAILED, DtlsState.CLOSED):
             return []
-        records = _records(bytes(datagram))
-        if not records:
+        data = bytes(datagram)
+        if not _records(data):
             self.dropped += 1
             return []
         if self.state is DtlsState.NEW:
             self._set_state(DtlsInput.START)
-        self._ssl.bio_write(b"".join(records))
+        self._ssl.bio_write(data)
         if self.state is DtlsState.CONNECTING:
             self._handshake()
         else:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pylibsrtp
 
@@ -208,7 +208,7 @@ class SendingStream(Protocol):
     def send(self, side: Side, packet: bytearray) -> bool: ...
 
 
-_OTHER: dict[Literal["a", "b"], Literal["a", "b"]] = {"a": "b", "b": "a"}
+_OTHER: dict[Side, Side] = {"a": "b", "b": "a"}
 
 
 class SrtpBridge:
