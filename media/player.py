@@ -6,10 +6,13 @@ Three layers, the first two sans-IO:
 
 * ``PlayoutClock`` says which 20 ms frames are due: frame slot ``n`` is due at
   ``start + n * frame_s``.  ``frames_due(now)`` returns the slots whose time
-  has come since the last call.  After a late wake-up (a busy loop, a
-  suspended VM) it returns at most ``max_burst`` of them, the latest ones:
-  the earlier slots are skipped, so a phone's jitter buffer gets a short
-  burst, never a flood, and the stream stays on the wall clock.
+  has come since the last call, or comes within ``EARLY_S`` (asyncio and
+  uvloop may run a timer a little early; a frame sent 2 ms early is
+  harmless, a wake-up that finds nothing due is wasted).  After a late
+  wake-up (a busy loop, a suspended VM) it returns at most ``max_burst``
+  slots, the latest ones: the earlier slots are skipped, so a phone's jitter
+  buffer gets a short burst, never a flood, and the stream stays on the
+  wall clock.
 * ``Playout`` turns PCM at the leg's codec rate into RTP packets for the leg:
   one 20 ms frame per due slot, encoded with ``media.codecs``, in a stream of
   its own (random SSRC, sequence number and timestamp, RFC 3550 §5.1; the
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
 
 FRAME_S = FRAME_MS / 1000
 MAX_BURST = 3  # frames sent at once after a late wake-up, at most
-_EPSILON_S = 1e-9  # a wake-up at the exact due time counts as on time
+EARLY_S = 0.002  # a frame this close to its time is due: event loops wake a little early
 
 
 class PlayoutClock:
@@ -66,7 +69,7 @@ class PlayoutClock:
 
     def frames_due(self, now: float) -> range:
         """The slots to send now: all that came due, or the last ``max_burst`` of them."""
-        end = math.floor((now - self.start) / self.frame_s + _EPSILON_S) + 1
+        end = math.floor((now + EARLY_S - self.start) / self.frame_s) + 1
         if end <= self._next:
             return range(0)
         skip = max(0, end - self._next - self.max_burst)
@@ -104,16 +107,13 @@ class Playout:
         self._pcm = pcm[: len(pcm) - len(pcm) % SAMPLE_BYTES]
         self._pos = 0
         self._encoder = leg.codec.encoder()
+        # the stream's SSRC and next sequence number (its ts is unused: slots give it)
         self._out = _Outgoing(_given_or_random(ssrc, 32), _given_or_random(seq, 16), 0)
-        self._ts0 = _given_or_random(timestamp, 32)
+        self._ts0 = _given_or_random(timestamp, 32)  # of slot 0
         self._next_slot = 0
         self._frames = 0
         if not self._pcm:
             self._end(EndReason.FINISHED)
-
-    @property
-    def ssrc(self) -> int:
-        return self._out.ssrc
 
     def next_due(self) -> float:
         return self.clock.next_due()
