@@ -12,7 +12,9 @@ for PCMU/PCMA, 16 kHz for G.722, 48 kHz for Opus; ``media.codecs``).
   ``AudioClip.pcm(rate)`` converts it to a rate the first time it is asked
   and keeps the result, so a music-on-hold file is converted once per rate,
   not once per held call; ``load(..., rates=CODEC_RATES)`` converts up front,
-  so an upload is refused at once if any conversion fails.
+  so an upload is refused at once if any conversion fails.  Decoding takes
+  CPU time in proportion to the file (about a second for ten minutes of
+  MP3): call ``load()`` from a worker thread (``asyncio.to_thread``).
 * A file that cannot be played is refused with ``AudioFileError``, whose
   ``problem`` says why (``AudioProblem``): empty, not audio, no channels,
   too long (``max_duration_s``, checked against the header and again while
@@ -38,9 +40,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import av
-from av.audio.resampler import AudioResampler
+from av import AudioResampler
 
-from .codecs import G722, OPUS, PCMU, SAMPLE_BYTES
+from .codecs import G722, OPUS, PCMU, SAMPLE_BYTES, _frame, _pcm
 
 CODEC_RATES = (PCMU.sample_rate, G722.sample_rate, OPUS.sample_rate)  # 8, 16 and 48 kHz
 DEFAULT_MAX_DURATION_S = 600.0  # ten minutes of music on hold or a prompt
@@ -188,18 +190,16 @@ def _mono_pcm(frames: Iterator[av.AudioFrame], rate: int, max_duration_s: float)
 
 
 def _frames_pcm(frames: Iterable[av.AudioFrame]) -> bytes:
-    return b"".join(bytes(f.planes[0])[: f.samples * SAMPLE_BYTES] for f in frames)
+    return b"".join(_pcm(f) for f in frames)
 
 
 def resample_pcm(pcm: bytes, src_rate: int, dst_rate: int) -> bytes:
     """Mono 16-bit PCM from one rate to another, in one go (the filter flushed)."""
     if src_rate == dst_rate or not pcm:
         return pcm
-    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // SAMPLE_BYTES)
-    frame.planes[0].update(pcm)
-    frame.sample_rate = src_rate
     resampler = AudioResampler(format="s16", layout="mono", rate=dst_rate)
-    return _frames_pcm(resampler.resample(frame)) + _frames_pcm(resampler.resample(None))
+    return (_frames_pcm(resampler.resample(_frame(pcm, src_rate, None)))
+            + _frames_pcm(resampler.resample(None)))
 
 
 # -- tones --------------------------------------------------------------------------------

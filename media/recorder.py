@@ -75,7 +75,7 @@ class _Track:
     """One leg's audio on the timeline: samples from ``base`` on, not yet pulled."""
 
     def __init__(self, leg: LegCodec, rate: int, max_skew: int) -> None:
-        self.leg, self.rate, self.max_skew = leg, rate, max_skew
+        self.leg, self.max_skew = leg, max_skew
         self.ratio = rate / leg.codec.clock_rate  # timeline samples per RTP timestamp unit
         self.frame = round(leg.codec.timestamp_step * self.ratio)
         self.decoder = leg.codec.decoder()
@@ -223,10 +223,6 @@ class WavWriter:
         self._file = open(path, "xb")  # "x": never overwrite; closed by close()
         self._write(wav_header(rate, channels, None))
 
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
-
     def write(self, pcm: bytes) -> None:
         if pcm:
             self._write(pcm)
@@ -282,7 +278,7 @@ class Recording:
     rate: int
     channels: int
     frames: int
-    dropped: int  # packets not recorded: late, foreign payload type, queue full, too fast
+    dropped: int  # packets not recorded: too late, not the leg's audio, too fast, queue full
     error: str | None = None  # why it stopped early (a write failed), if it did
 
     @property
