@@ -592,15 +592,15 @@ class Call:
         return self.env.send_request(relayed, dest, now, relay)[1]
 
     def on_relay_response(self, relay: _Relay, resp: Response, now: float) -> list[Output]:
+        if relay.answered:  # a 2xx again (RFC 6026 §8.4): our ACK was lost, send it again
+            return self._ack_relayed(relay, resp)
+        relay.answered = True
         if self.state is CallState.ENDED:
             return self.env.respond(relay.handle, make_response(relay.original, 481), now)
         other = self._other(relay.side)
         if other is not None:
             other[0].receive_response(resp)
-        out: list[Output] = []
-        if resp.status >= 200 and relay.request.method == "INVITE" and resp.status < 300 and other:
-            ack = other[0].ack_for_2xx(relay.request.cseq.seq, self.env.via(other[1]))
-            out.append(Send(ack, other[1]))
+        out = self._ack_relayed(relay, resp)
         offer_answered = relay.original.method in OFFER_METHODS and resp.status < 300
         status, body = resp.status, resp.body
         if offer_answered and body:
@@ -630,6 +630,14 @@ class Call:
         if own is not None:
             own.send_response(answer)
         return out + self.env.respond(relay.handle, answer, now)
+
+    def _ack_relayed(self, relay: _Relay, resp: Response) -> list[Output]:
+        """The ACK for a 2xx to a re-INVITE we relayed (RFC 3261 §13.2.2.4)."""
+        other = self._other(relay.side)
+        if other is None or relay.request.method != "INVITE" or not 200 <= resp.status < 300:
+            return []
+        ack = other[0].ack_for_2xx(relay.request.cseq.seq, self.env.via(other[1]))
+        return [Send(ack, other[1])]
 
     def leg_dialog(self, side: str) -> tuple[Dialog, Address, frozenset[str], bytes] | None:
         """The dialog of ``side``, where it goes, the methods its peer allows, and the
@@ -759,7 +767,7 @@ class Call:
 class _Relay:
     """Owner of a relayed in-dialog request: its answer goes back to the sender."""
 
-    __slots__ = ("call", "handle", "original", "request", "side")
+    __slots__ = ("answered", "call", "handle", "original", "request", "side")
 
     def __init__(self, call: Call, side: str, original: Request, handle: int, request: Request):
         self.call = call
@@ -767,6 +775,7 @@ class _Relay:
         self.original = original
         self.handle = handle
         self.request = request
+        self.answered = False  # the sender has its final response
 
     def __call__(self, event: object, now: float) -> list[Output]:
         return self.call.guarded(lambda: self._on_event(event, now), now)
@@ -778,8 +787,10 @@ class _Relay:
             return self.call.on_relay_response(self, event.response, now)
         if isinstance(event, (TransactionTimeout, TransportError)):
             # the other leg stopped answering: a dead call (RFC 5057 §5.2), end it
-            answer = make_response(self.original, 408)
-            out = self.call.env.respond(self.handle, answer, now)
+            out: list[Output] = []
+            if not self.answered:
+                self.answered = True
+                out = self.call.env.respond(self.handle, make_response(self.original, 408), now)
             return out + self.call.hangup(now, "system", 408)
         return []
 

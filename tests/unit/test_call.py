@@ -8,7 +8,7 @@ from switch.b2bua.call import ELSEWHERE, Attempt, Call, CallState, Outcome, Targ
 from switch.sip.address import Address
 from switch.sip.builders import make_response
 from switch.sip.dialog import DialogId
-from switch.sip.events import ResponseReceived, Send
+from switch.sip.events import ResponseReceived, Send, TransactionTimeout
 from switch.sip.headers import Via
 from switch.sip.message import Request, Response, parse_message
 from switch.sip.timers import TimerConfig
@@ -358,6 +358,29 @@ def test_a_relayed_reinvite_keeps_each_legs_session_timer() -> None:
     handle, answer = env.responses[-1]
     assert handle == 11 and answer.status == 200
     assert answer.get("Session-Expires") == "1800;refresher=uac"  # A still refreshes: it says so
+
+
+def test_a_retransmitted_2xx_to_a_relayed_reinvite_is_only_acked_again() -> None:
+    call, env = answered()
+    reinvite = (
+        "INVITE sip:centrala@192.0.2.1 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr2\r\nMax-Forwards: 70\r\n"
+        f"From: <sip:100@demo.test>;tag=caller\r\nTo: <sip:101@demo.test>;tag={call.a_tag}\r\n"
+        "Call-ID: a-call\r\nCSeq: 3 INVITE\r\nContact: <sip:100@10.0.0.1:5060>\r\n"
+        "Content-Type: application/sdp\r\n"
+        f"Content-Length: {len(SDP)}\r\n\r\n"
+    ).encode() + SDP
+    call.on_request("a", parse_message(reinvite), 11, 100.0)  # type: ignore[arg-type]
+    relayed, _, owner = env.requests[-1]
+    ok = make_response(relayed, 200)
+    ok.add("Content-Type", "application/sdp")
+    ok.body = SDP
+    for when in (100.5, 101.0):  # the second 200: B never got our ACK (RFC 6026 §8.4)
+        out = owner(ResponseReceived(2, parse_message(bytes(ok)), owner), when)  # type: ignore[operator]
+        assert [o.message.method for o in out if isinstance(o, Send)] == ["ACK"]
+    assert [(h, r.status) for h, r in env.responses if h == 11] == [(11, 200)]  # answered once
+    owner(TransactionTimeout(2, owner), 140.0)  # type: ignore[operator]
+    assert [(h, r.status) for h, r in env.responses if h == 11] == [(11, 200)]
 
 
 def test_an_ended_call_is_freed_without_the_cyclic_gc() -> None:
