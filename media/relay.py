@@ -30,6 +30,16 @@ the first packet of the newcomer starts the clock, and the switch happens on
 its first packet after that time if the latched source sent nothing since.
 The clock is read only on that slow path.
 
+SRTP and DTLS (``switch/b2bua/srtp_legs.py``) use hooks that cost the plain
+path nothing: an RTP tap (``set_tap``) hands a side's packets to the bridge,
+which decrypts them and gives them back with ``forward`` (payload-type map,
+the target's rewriter, then its ``encoder``, i.e. SRTP protect, in that
+order: rewriting after encryption would break the authentication tag); an
+RTCP tap (``set_rtcp_tap``) does the same for RTCP, muxed or not, sent on
+with ``send_rtcp``; datagrams that are not RTP (DTLS, STUN: RFC 7983) go to
+a side's ``raw handler`` instead of being dropped, and ``send_raw`` answers
+from that side's RTP socket.
+
 Counters per side (``SideCounters``) are plain integers on the side, read by
 CDR/QoS code when it wants them.
 """
@@ -60,6 +70,8 @@ log = logging.getLogger("centrala.media")
 
 Side = Literal["a", "b"]
 Addr = tuple[str, int]
+RawHandler = Callable[[memoryview, tuple[object, ...]], None]  # (datagram, source address)
+Encoder = Callable[[bytearray], bytes | None]  # e.g. SRTP protect; None drops the packet
 MAX_DATAGRAM = 65535  # one receive buffer for the whole relay: nothing is ever truncated
 
 
@@ -154,6 +166,7 @@ class _Side:
         "cand_rtcp",
         "cand_rtp",
         "dropped",
+        "encoder",
         "expected_ip",
         "held",
         "mux",
@@ -162,12 +175,14 @@ class _Side:
         "pair",
         "peer",
         "pt_table",
+        "raw_handler",
         "rewriter",
         "rtcp_dst",
         "rtcp_in",
         "rtcp_recv",
         "rtcp_send",
         "rtcp_src",
+        "rtcp_tap",
         "rtp_dst",
         "rtp_in",
         "rtp_recv",
@@ -201,6 +216,9 @@ class _Side:
         self.rewriter: Rewriter | None = None  # applied to packets sent *to* this side
         self.tap: Callable[[memoryview], None] | None = None  # set_tap: RTP from this side
         self.watcher: Callable[[memoryview], None] | None = None  # set_watcher: a copy of it
+        self.rtcp_tap: Callable[[memoryview], None] | None = None  # set_rtcp_tap: RTCP from it
+        self.raw_handler: RawHandler | None = None  # set_raw_handler: DTLS/STUN from it
+        self.encoder: Encoder | None = None  # set_encoder: last step of what send() sends it
         self.cand_rtp: tuple[float, int] | None = None  # re-latch candidate: (since, count)
         self.cand_rtcp: tuple[float, int] | None = None
         self.rtp_in = self.rtcp_in = self.bytes_in = 0
@@ -217,12 +235,15 @@ class _Side:
         if n < RTCP_HEADER_SIZE or buf[0] & 0xC0 != 0x80 or (  # not version 2
             addr != self.rtp_src and not self.accept(addr, False)
         ):
-            self.dropped += 1
+            self.not_rtp(n, addr)
             return
         peer = self.peer
         if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:  # RFC 5761 §4: RTCP on the RTP port
             self.rtp_in += 1
             self.bytes_in += n
+            if self.rtcp_tap is not None:  # SRTCP: the bridge consumes it (set_rtcp_tap)
+                self.rtcp_tap(self.view[:n])
+                return
             peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
             return
         if n < RTP_HEADER_SIZE:
@@ -256,8 +277,20 @@ class _Side:
             return
         self.rtcp_in += 1
         self.bytes_in += n
+        if self.rtcp_tap is not None:
+            self.rtcp_tap(self.view[:n])
+            return
         peer = self.peer
         peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
+
+    def not_rtp(self, n: int, addr: tuple[object, ...]) -> None:
+        """Off the hot path: a datagram that is not relayed.  Not RTP at all (DTLS,
+        STUN, RFC 7983) goes to the raw handler when there is one; the handler
+        checks the source itself.  Everything else is a drop."""
+        if self.raw_handler is not None and n and self.buf[0] & 0xC0 != 0x80:
+            self.raw_handler(self.view[:n], addr)
+            return
+        self.dropped += 1
 
     def deliver(self, origin: _Side, send: Callable[..., int], dst: tuple[object, ...] | None,
                 n: int) -> None:
@@ -401,20 +434,78 @@ class RelayStream:
         self._sides[from_side].watcher = watcher
 
     def send(self, side: Side, packet: bytearray) -> bool:
-        """Send an RTP packet made here (a player) to ``side``, through its rewriter,
-        held or not; False when the side has no address yet or the send failed."""
+        """Send an RTP packet made here (a player) to ``side``, through its rewriter
+        and then its encoder, held or not; False when the side has no address yet,
+        the encoder refused it or the send failed."""
         target = self._sides[side]
         if self.closed or target.rtp_dst is None or not is_rtp(packet, len(packet)):
             return False
         if target.rewriter is not None:
             target.rewriter.rewrite(packet)
+        if target.encoder is None:
+            return self._send(target, target.rtp_send, target.rtp_dst, packet)
+        out = target.encoder(packet)
+        return out is not None and self._send(target, target.rtp_send, target.rtp_dst, out)
+
+    def forward(self, from_side: Side, packet: bytearray) -> bool:
+        """Relay an RTP packet a tap took from ``from_side`` (decrypted by the SRTP
+        bridge, say) to the other side as the hot path would: ``from_side``'s
+        payload-type map, then ``send`` (rewriter, encoder); nothing while held."""
+        source = self._sides[from_side]
+        target = source.peer
+        if target.held or len(packet) < RTP_HEADER_SIZE:
+            return False
+        table = source.pt_table
+        if table is not None:
+            b1 = packet[1]
+            packet[1] = (b1 & 0x80) | table[b1 & 0x7F]
+        return self.send(target.name, packet)
+
+    def send_rtcp(self, side: Side, packet: bytes | bytearray) -> bool:
+        """Send an RTCP packet (protected already if it must be) to ``side``'s RTCP
+        address, muxed or not."""
+        target = self._sides[side]
+        if self.closed or target.rtcp_dst is None:
+            return False
+        return self._send(target, target.rtcp_send, target.rtcp_dst, packet)
+
+    def send_raw(self, side: Side, data: bytes, addr: tuple[object, ...] | None = None) -> bool:
+        """Send a datagram that is not RTP (DTLS, STUN) from ``side``'s RTP socket to
+        ``addr``, default the side's RTP address."""
+        target = self._sides[side]
+        dst = addr or target.rtp_dst
+        if self.closed or dst is None:
+            return False
+        return self._send(target, target.rtp_send, dst, data)
+
+    @staticmethod
+    def _send(target: _Side, send: Callable[..., int], dst: tuple[object, ...],
+              packet: bytes | bytearray) -> bool:
         try:
-            target.rtp_send(packet, target.rtp_dst)
+            send(packet, dst)
         except OSError:
             return False
         target.packets_out += 1
         target.bytes_out += len(packet)
         return True
+
+    def set_rtcp_tap(self, from_side: Side, tap: Callable[[memoryview], None] | None) -> None:
+        """Hand RTCP from ``from_side`` (its RTCP socket, or muxed on its RTP socket)
+        to ``tap`` instead of relaying it (SRTCP); send it on with ``send_rtcp``.
+        The view is of the shared buffer, valid during the call only."""
+        self._sides[from_side].rtcp_tap = tap
+
+    def set_raw_handler(self, side: Side, handler: RawHandler | None) -> None:
+        """Hand datagrams on ``side``'s RTP socket that are not RTP or RTCP (first
+        byte outside 128..191: DTLS, STUN, RFC 7983 §7) to ``handler`` with their
+        source address, unchecked, instead of dropping them."""
+        self._sides[side].raw_handler = handler
+
+    def set_encoder(self, side: Side, encoder: Encoder | None) -> None:
+        """The last step of every RTP packet ``send`` and ``forward`` give ``side``,
+        after its rewriter (SRTP protect); the hot path never sees it, so an
+        encoded side must have taps on both sides of the stream."""
+        self._sides[side].encoder = encoder
 
     def counters(self, side: Side) -> SideCounters:
         return self._sides[side].counters()
