@@ -64,6 +64,7 @@ from switch.licence.policy import LicencePolicy
 Transport = Literal["udp", "tcp", "tls"]
 HexDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]+$", to_lower=True)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Encryption = Literal["off", "optional", "required"]  # SRTP on a leg, switch/b2bua/srtp_legs.py
 
 _DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -433,6 +434,13 @@ class Extension(_Model):
         default=None,
         description="Codecs this user's calls may use, e.g. [PCMU, PCMA]; default: the "
         "tenant's. Both legs' lists must share one, or the call gets 488.")
+    encryption: Encryption = Field(
+        default="optional",
+        description="Call encryption (SRTP) on this user's media leg: off (plain RTP only; "
+        "an SRTP-only offer gets 488), optional (SRTP offers are accepted and bridged to a "
+        "plain other leg; calls to the user are offered plain RTP unless its leg used SRTP "
+        "before) or required (calls to the user are offered SRTP only, and a call from it "
+        "that offers no SRTP gets 488).")
 
     @model_validator(mode="before")
     @classmethod
@@ -510,6 +518,10 @@ with warnings.catch_warnings():
         max_channels: int | None = Field(
             default=None, ge=1, description="Most simultaneous calls over this trunk."
         )
+        encryption: Encryption = Field(
+            default="off",
+            description="Media encryption (SRTP) towards the carrier: off (plain RTP, the "
+            "default: most carriers do not do SRTP), optional or required, as for extensions.")
 
         @field_validator("host")
         @classmethod

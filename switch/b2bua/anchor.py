@@ -38,6 +38,11 @@ Codecs: a leg allows its extension's ``codecs``, else its tenant's, else
 ``media.codecs``; telephone-event and CN always pass.  An offer carries what
 both legs allow, so the legs never need transcoding; nothing in common is
 488.  ``release()`` closes every stream of the call (idempotent).
+
+SRTP: each leg follows its extension's or trunk's ``encryption``; the keying
+lines of one leg never reach the other (``srtp_legs.py``): the offer and the
+answer are re-keyed per leg before they are anchored, and the relay bridges
+an SRTP side to a plain one (or to another SRTP side with other keys).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from dialplan.schema import Config
@@ -66,6 +72,7 @@ from media.sdp import NOT_ACCEPTABLE_HERE, SdpError, SessionDescription
 
 from ..sip.address import Address
 from .media import Leg, MediaSession, Side
+from .srtp_legs import Encryption, SrtpLegs
 
 log = logging.getLogger("centrala.media")
 
@@ -105,6 +112,7 @@ class AnchorHook:
         default = _prefs(config.media.codecs)
         self._tenants: dict[str, LegPrefs] = {}
         self._extensions: dict[tuple[str, str], LegPrefs] = {}
+        self._encryption = _encryption(config)
         for tenant in config.tenants:
             own = _prefs(tenant.codecs) if tenant.codecs else default
             self._tenants[tenant.domain] = own
@@ -117,6 +125,12 @@ class AnchorHook:
         """The codecs a leg allows: its extension's, its tenant's, the switch's."""
         own = self._extensions.get((tenant, label)) if label else None
         return own or self._tenants.get(tenant, self._default)
+
+    def encryption(self, tenant: str, label: str | None) -> Encryption:
+        """A leg's SRTP setting: its extension's or trunk's; optional for a caller
+        the switch cannot name (SRTP offers accepted, plain RTP offered)."""
+        found = self._encryption.get((tenant, label)) if label else None
+        return found or Encryption.OPTIONAL
 
     def address(self, peer: Address) -> str:
         """The address our SDP gives to ``peer``."""
@@ -139,6 +153,7 @@ class AnchorSession:
         self._origins: dict[Leg, LegOrigin] = {}
         self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
         self._pending: dict[Leg, tuple[Leg, OfferState]] = {}  # by answerer: (offerer, offer)
+        self.srtp = SrtpLegs(call_ref, self._leg_encryption)
 
     # -- offer/answer -------------------------------------------------------------------
     def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
@@ -148,10 +163,12 @@ class AnchorSession:
                  if i < len(offer.media)}
         prefs = _common(self._leg_prefs(sender), self._leg_prefs(receiver))
         try:
-            relayed, state = anchor_offer(offer, local, prefs, self._origin(receiver))
+            keyed = self.srtp.offer(sender, receiver, offer)
+            relayed, state = anchor_offer(keyed, local, prefs, self._origin(receiver))
         except SdpError:
             self._close(opened)
             raise
+        state = replace(state, offer=offer)  # the answer to the sender follows its own offer
         self._close(i for i in opened if i not in state.anchors)  # streams the offer disabled
         self._origins[receiver] = state.origin
         self._pending[receiver] = (sender, state)
@@ -162,18 +179,20 @@ class AnchorSession:
         if pending is None:
             raise SdpError("an answer to no offer (RFC 3264 §4)", NOT_ACCEPTABLE_HERE)
         offerer, state = pending
-        answer = SessionDescription.parse(sdp)
+        answer = self.srtp.answer(sender, SessionDescription.parse(sdp))
         local = {i: self._anchor(s, offerer) for i, s in self.streams.items()}
         out, plans, origin = anchor_answer(answer, state, local, self._origin(offerer))
         self._origins[offerer] = origin
         for plan in plans:
             self._apply(plan, offerer.side, sender.side)
+        self.srtp.wire(self.streams)
         return bytes(out)
 
     def release(self) -> None:
         if not self.released:
             self.released = True
             self.streams.clear()
+            self.srtp.release()
             self.hook.relay.close_call(self.call_ref)
 
     # -- streams ---------------------------------------------------------------------------
@@ -229,6 +248,9 @@ class AnchorSession:
             self._origins[leg] = origin
         return origin
 
+    def _leg_encryption(self, leg: Leg) -> Encryption:
+        return self.hook.encryption(self.tenant, self.caller if leg.side == "a" else leg.label)
+
     def _leg_prefs(self, leg: Leg) -> LegPrefs:
         prefs = self._prefs.get(leg)
         if prefs is None:
@@ -239,6 +261,17 @@ class AnchorSession:
 
 def _prefs(names: list[str]) -> LegPrefs:
     return LegPrefs.of(*names, *ALWAYS_ALLOWED)
+
+
+def _encryption(config: Config) -> dict[tuple[str, str], Encryption]:
+    """Every extension's and trunk's SRTP setting, by (tenant, leg label)."""
+    found: dict[tuple[str, str], Encryption] = {}
+    for tenant in config.tenants:
+        for ext in tenant.extensions:
+            found[(tenant.domain, ext.number)] = Encryption(ext.encryption)
+        for trunk in tenant.trunks:
+            found[(tenant.domain, f"trunk:{trunk.name}")] = Encryption(trunk.encryption)
+    return found
 
 
 def _common(a: LegPrefs, b: LegPrefs) -> LegPrefs:
