@@ -136,6 +136,8 @@ def load_config(config_dir: Path, env: Mapping[str, str] | None = None) -> Confi
     if config is not None and main is not None and not issues:
         config = config.with_licences(licence for _, licence in installed)
         issues += _licence_issues(config, main, valid, installed)
+    if config is not None and not issues:
+        issues += _moh_issues(valid, config_dir)
     if issues or config is None:
         raise ConfigError(issues)
     log.debug("loaded %s: %d tenant(s)", config_dir, len(config.tenants))
@@ -543,4 +545,33 @@ def _resolve_paths(config: Config, config_dir: Path) -> Config:
     tls = config.tls.model_copy(
         update={"cert": absolute(config.tls.cert), "key": absolute(config.tls.key)}
     )
-    return config.model_copy(update={"state_dir": state_dir, "tls": tls})
+    tenants = [t.model_copy(update={"moh": absolute(t.moh)}) if t.moh else t
+               for t in config.tenants]
+    resolved = config.model_copy(update={"state_dir": state_dir, "tls": tls, "tenants": tenants})
+    resolved.model_post_init(None)  # the by-domain index names the copies
+    return resolved
+
+
+# --------------------------------------------------------------------------- music on hold
+
+
+def _moh_issues(tenants: list[tuple[_Document, Tenant]], config_dir: Path) -> list[ConfigIssue]:
+    """Each tenant's ``moh`` file decoded now (once per file version: the library
+    caches it, converted to every codec rate); one that will not play is an issue
+    at its ``moh:`` line with the reason.  Decoding takes time: a running switch
+    loads its configuration in a worker thread."""
+    from switch.b2bua.media_features import MOH_LIBRARY, AudioFileError
+
+    base = config_dir.expanduser().resolve()
+    issues: list[ConfigIssue] = []
+    for doc, tenant in tenants:
+        if tenant.moh is None:
+            continue
+        path = (base / tenant.moh.expanduser()).resolve()
+        try:
+            MOH_LIBRARY.get(path)
+        except AudioFileError as exc:
+            pos = _position(doc.root, ("moh",), at_key=False)
+            issues.append(doc.issue(pos or (0, 0), f"moh: {tenant.moh}: {exc}"))
+    MOH_LIBRARY.warm_default()
+    return issues

@@ -559,6 +559,11 @@ class Tenant(_Model):
     codecs: CodecList | None = Field(
         default=None,
         description="Codecs the tenant's calls may use; default: media.codecs of the switch.")
+    moh: Path | None = Field(
+        default=None,
+        description="Music on hold the tenant's held parties hear: a WAV or MP3 file (any "
+        "rate), relative to the configuration directory; default: the shipped "
+        "media/assets/moh-default.wav. A missing or non-audio file is refused at load.")
 
     @field_validator("domain")
     @classmethod

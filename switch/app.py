@@ -33,6 +33,7 @@ from . import __version__
 from .b2bua.identify import CallerIdentifier
 from .b2bua.credit import KEY as CREDIT_KEY
 from .b2bua.anchor import AnchorHook
+from .b2bua.media_features import MediaFeatures
 from .b2bua.manager import CallManager
 from .b2bua.media import PASS_THROUGH, MediaHook
 from .b2bua.plan import BusyLookup, DialplanPlan
@@ -205,7 +206,8 @@ class Switch:
         self.relay = MediaRelay(PortAllocator(low, high, media.bind),
                                 loop=asyncio.get_running_loop())
         log.info("media anchored: RTP ports %d-%d on %s", low, high, media.bind)
-        return AnchorHook(self.relay, self.config, self.endpoint.local_address)
+        features = MediaFeatures(self.config, asyncio.get_running_loop())
+        return AnchorHook(self.relay, self.config, self.endpoint.local_address, features)
 
     def _call_routing(self, config: Config) -> tuple[CallerIdentifier, DialplanPlan]:
         """Caller identification and dialplan for new calls (rebuilt on reload;
@@ -282,17 +284,18 @@ class Switch:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGTERM, self.stop)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.spawn(self.reload()))
 
     def stop(self) -> None:
         log.info("stopping")
         self._stop.set()
 
     # -- configuration -----------------------------------------------------------
-    def reload(self) -> bool:
-        """Load the configuration again; keep the running one if it is invalid."""
+    async def reload(self) -> bool:
+        """Load the configuration again; keep the running one if it is invalid.  It is
+        read in a worker thread: checking it decodes new music-on-hold files."""
         try:
-            config = load_config(self.config_dir)
+            config = await asyncio.to_thread(load_config, self.config_dir)
         except ConfigError as exc:
             log.error("configuration refused, keeping the last good one:")
             for issue in exc.issues:
@@ -331,7 +334,7 @@ class Switch:
             if current != self._fingerprint:
                 self._fingerprint = current
                 log.info("configuration directory changed")
-                self.reload()
+                await self.reload()
 
     # -- shutdown -------------------------------------------------------------------
     async def _shutdown(self) -> None:

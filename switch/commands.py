@@ -45,7 +45,7 @@ def register_commands(control: ControlServer, switch: Switch) -> None:
         ]
 
     async def reload(_: dict[str, Any]) -> bool:
-        return switch.reload()
+        return await switch.reload()
 
     async def trunks(_: dict[str, Any]) -> list[dict[str, object]]:
         return switch.trunks.status() if switch.trunks is not None else []

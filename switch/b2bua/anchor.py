@@ -36,8 +36,9 @@ unspecified listen address is resolved through the routing table).
 
 Codecs: a leg allows its extension's ``codecs``, else its tenant's, else
 ``media.codecs``; telephone-event and CN always pass.  An offer carries what
-both legs allow, so the legs never need transcoding; nothing in common is
-488.  ``release()`` closes every stream of the call (idempotent).
+both legs allow; when that is nothing, the receiver is offered the codecs the
+switch transcodes to (``media_features.py``: music on hold, transcoding, DTMF
+INFO <-> RFC 4733), else 488.  ``release()`` closes every stream of the call (idempotent).
 
 SRTP: each leg follows its extension's or trunk's ``encryption``; the keying
 lines of one leg never reach the other (``srtp_legs.py``): the offer and the
@@ -71,7 +72,8 @@ from media.relay import Addr
 from media.sdp import NOT_ACCEPTABLE_HERE, SdpError, SessionDescription
 
 from ..sip.address import Address
-from .media import Leg, MediaSession, Side
+from .media import DigitCallback, Leg, MediaSession, Side
+from .media_features import CallFeatures, MediaFeatures
 from .srtp_legs import Encryption, SrtpLegs
 
 log = logging.getLogger("centrala.media")
@@ -101,9 +103,11 @@ class Relay(Protocol):
 class AnchorHook:
     """The media layer of a switch: the relay and the codec rules of the configuration."""
 
-    def __init__(self, relay: Relay, config: Config, local_address: LocalAddress) -> None:
+    def __init__(self, relay: Relay, config: Config, local_address: LocalAddress,
+                 features: MediaFeatures | None = None) -> None:
         self.relay = relay
         self._local_address = local_address
+        self.features = features  # MOH, transcoding, DTMF (media_features.py)
         self.apply(config)
 
     def apply(self, config: Config) -> None:
@@ -120,6 +124,8 @@ class AnchorHook:
                 if ext.codecs:
                     self._extensions[(tenant.domain, ext.number)] = _prefs(ext.codecs)
         self._default = default
+        if self.features is not None:
+            self.features.apply(config)
 
     def prefs(self, tenant: str, label: str | None) -> LegPrefs:
         """The codecs a leg allows: its extension's, its tenant's, the switch's."""
@@ -154,6 +160,8 @@ class AnchorSession:
         self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
         self._pending: dict[Leg, tuple[Leg, OfferState]] = {}  # by answerer: (offerer, offer)
         self.srtp = SrtpLegs(call_ref, self._leg_encryption)
+        self.features: CallFeatures | None = (
+            hook.features.session(call_ref, tenant) if hook.features is not None else None)
 
     # -- offer/answer -------------------------------------------------------------------
     def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
@@ -162,6 +170,9 @@ class AnchorSession:
         local = {i: self._anchor(s, receiver) for i, s in self.streams.items()
                  if i < len(offer.media)}
         prefs = _common(self._leg_prefs(sender), self._leg_prefs(receiver))
+        if self.features is not None:  # no codec in common: offer what we transcode to
+            offer, prefs = self.features.widen(receiver, offer, self._leg_prefs(sender),
+                                               self._leg_prefs(receiver), prefs)
         try:
             keyed = self.srtp.offer(sender, receiver, offer)
             relayed, state = anchor_offer(keyed, local, prefs, self._origin(receiver))
@@ -181,16 +192,32 @@ class AnchorSession:
         offerer, state = pending
         answer = self.srtp.answer(sender, SessionDescription.parse(sdp))
         local = {i: self._anchor(s, offerer) for i, s in self.streams.items()}
-        out, plans, origin = anchor_answer(answer, state, local, self._origin(offerer))
+        before = self._origin(offerer)
+        out, plans, origin = anchor_answer(answer, state, local, before)
+        if self.features is not None:  # a transcoded stream: the offerer's own codec
+            origin = self.features.narrow(sender, out, plans, origin, before, state.offer)
         self._origins[offerer] = origin
         for plan in plans:
             self._apply(plan, offerer.side, sender.side)
         self.srtp.wire(self.streams)
+        if self.features is not None:
+            encrypted = frozenset(i for i, _ in self.srtp.sides)  # their taps are SRTP's
+            self.features.applied(self.streams, plans, offerer.side, sender.side, encrypted)
         return bytes(out)
+
+    def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
+        """A key press (SIP INFO) as RFC 4733 to side ``to``, if it has telephone-event."""
+        return self.features is not None and self.features.send_digit(to, digit, duration_ms)
+
+    def digits_to(self, callback: DigitCallback) -> None:
+        if self.features is not None:
+            self.features.on_digit = callback
 
     def release(self) -> None:
         if not self.released:
             self.released = True
+            if self.features is not None:
+                self.features.release()
             self.streams.clear()
             self.srtp.release()
             self.hook.relay.close_call(self.call_ref)
@@ -217,6 +244,8 @@ class AnchorSession:
 
     def _close(self, indexes: Iterable[int]) -> None:
         for i in list(indexes):
+            if self.features is not None:
+                self.features.dropped(i)
             self.streams.pop(i).close()
 
     def _anchor(self, stream: Stream, leg: Leg) -> Anchor:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from media.dtmf import DTMF, DTMF_RELAY, DtmfError, DtmfInfo
 from media.sdp import SdpError
 
 from ..auth.client import authorization, pick_challenge
@@ -543,7 +544,40 @@ class Call:
             return out + self.hangup(now, "caller" if side == "a" else "callee", 200, skip=side)
         if req.method in OFFER_METHODS and not req.body:  # a session refresh: answered here
             return self._refresh_here(side, dialog, req, handle, now)
+        if req.method == "INFO" and self._digit_here(side, req):  # RFC 4733 to the other leg
+            return self.env.respond(handle, make_response(req, 200), now)
         return self._relay_request(side, req, handle, now)
+
+    def _digit_here(self, side: str, req: Request) -> bool:
+        """A DTMF INFO sent on as RFC 4733 when the other leg negotiated telephone-event."""
+        kind = (req.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if kind not in (DTMF, DTMF_RELAY) or self.state is not CallState.ANSWERED:
+            return False
+        try:
+            info = DtmfInfo.parse(kind, req.body)
+        except DtmfError:
+            return False
+        return self.media.send_digit("b" if side == "a" else "a", info.digit, info.duration_ms)
+
+    def on_media_digit(self, from_side: str, digit: str, duration_ms: int) -> None:
+        """An RFC 4733 key press from ``from_side``, whose peer has no telephone-event:
+        an INFO (application/dtmf-relay) on the other leg."""
+        now = self._now()
+
+        def send() -> list[Output]:
+            other = self._other(from_side)
+            if other is None or self.state is not CallState.ANSWERED:
+                return []
+            dialog, dest = other
+            try:
+                info = dialog.new_request("INFO", self.env.via(dest),
+                                          body=DtmfInfo(digit, duration_ms).body(),
+                                          content_type=DTMF_RELAY)
+            except DialogError:
+                return []
+            return self.env.send_request(info, dest, now, _ignore)[1]
+
+        self.env.send(self.guarded(send, now))
 
     def _refresh_here(self, side: str, dialog: Dialog, req: Request, handle: int,
                       now: float) -> list[Output]:

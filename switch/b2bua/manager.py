@@ -157,6 +157,7 @@ class CallManager:
             return self._answer(event, 404, None, now)
         call = Call(self, self.plan, req, event.handle, event.source, now)
         call.media = self.media.session(call.ref, ctx.tenant, ctx.caller_number)
+        call.media.digits_to(call.on_media_digit)
         call.data["ctx"] = ctx
         self.calls[call.ref] = call
         self._by_invite[event.handle] = call

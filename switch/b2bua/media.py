@@ -16,11 +16,13 @@ relays SDP unchanged (``media.anchor: false``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from ..sip.address import Address
 
 Side = Literal["a", "b"]
+DigitCallback = Callable[[Side, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,14 @@ class MediaSession(Protocol):
     def release(self) -> None:
         """The call ended: free its ports.  Called at least once; idempotent."""
 
+    def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
+        """Send a key press (from a SIP INFO) to leg ``to`` as RFC 4733 events; False
+        when that leg has no telephone-event, and the INFO is relayed instead."""
+
+    def digits_to(self, callback: DigitCallback) -> None:
+        """RFC 4733 key presses from a leg whose peer has no telephone-event go to
+        ``callback(from_side, digit, duration_ms)`` (the call sends them as INFO)."""
+
 
 class MediaHook(Protocol):
     """The switch's media layer: one ``MediaSession`` per call."""
@@ -67,6 +77,12 @@ class PassThrough:
         return sdp
 
     def release(self) -> None:
+        return None
+
+    def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
+        return False
+
+    def digits_to(self, callback: DigitCallback) -> None:
         return None
 
 
