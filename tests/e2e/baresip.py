@@ -12,7 +12,9 @@ module ``g711`` only (a codec is really excluded only when its module is not
 loaded, PEERS.md), ``aufile`` plays ``source`` as the microphone, ``aubridge``
 is the player (it pulls the decoded audio in real time, nobody listens) and
 ``sndfile`` dumps what is sent and received into the directory.  The account
-auto-answers.  ``dial`` places a call at start (``-e "/dial ..."``); when the
+auto-answers.  ``mediaenc`` (``srtp``, ``srtp-mand``, ``dtls_srtp``) loads the
+matching module and sets the account's media encryption.  ``dial`` places a
+call at start (``-e "/dial ..."``); when the
 source WAV ends baresip hangs up.
 
 Addresses: SIP listens on ``sip_ip`` (one loopback address per phone), but
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ class Baresip:
     proc: subprocess.Popen[bytes]
     home: Path
     sip: str  # ip:port it listens on
+    console: tuple[str, int] | None = None  # module cons: keys typed over UDP
 
     @classmethod
     def start(
@@ -68,15 +72,23 @@ class Baresip:
         dial: str | None = None,
         codecs: str = "PCMU",
         rtp_ports: tuple[int, int] = (31700, 31899),
+        mediaenc: str | None = None,
+        codec_modules: tuple[str, ...] = ("g711",),
+        console_port: int | None = None,
     ) -> Baresip:
         home.mkdir(parents=True)
+        module = "" if mediaenc is None else (
+            "module dtls_srtp.so\n" if mediaenc.startswith("dtls") else "module srtp.so\n")
         (home / "config").write_text(
             "poll_method epoll\n"
             f"sip_listen {sip_ip}:{sip_port}\n"
             f"net_interface {MEDIA_IP}\n"
             f"rtp_ports {rtp_ports[0]}-{rtp_ports[1]}\n"
             f"module_path {MODULES}\n"
-            "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+            + "".join(f"module {m}.so\n" for m in codec_modules)
+            + "module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+            + (f"module cons.so\ncons_listen {sip_ip}:{console_port}\n" if console_port else "")
+            + f"{module}"
             "module_app account.so\nmodule_app menu.so\n"
             f"audio_source aufile,{source}\n"
             "audio_player aubridge,nobody\naudio_alert aubridge,nobody\n"
@@ -84,7 +96,8 @@ class Baresip:
         )
         (home / "accounts").write_text(
             f'<sip:{user}@{domain}>;auth_pass={password};outbound="sip:{server}";regint=300;'
-            f"answermode=auto;audio_codecs={codecs}\n"
+            f"answermode=auto;audio_codecs={codecs}"
+            + ("" if mediaenc is None else f";mediaenc={mediaenc}") + "\n"
         )
         cmd = [baresip_path(), "-f", str(home), "-s", "-t", str(int(seconds))]
         if dial is not None:
@@ -92,7 +105,14 @@ class Baresip:
         with open(home / "baresip.log", "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-        return cls(proc, home, f"{sip_ip}:{sip_port}")
+        console = (sip_ip, console_port) if console_port else None
+        return cls(proc, home, f"{sip_ip}:{sip_port}", console)
+
+    def keys(self, keys: str) -> None:
+        """Type ``keys`` on the phone (module cons: ``x`` holds the call, ``X`` resumes)."""
+        assert self.console is not None, "start the phone with a console_port"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(keys.encode(), self.console)
 
     def wait(self, timeout: float = 30) -> int:
         try:

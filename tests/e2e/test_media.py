@@ -17,12 +17,8 @@
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import socket
-import struct
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,87 +34,23 @@ from tests.e2e.calls_support import (
     reports,
     udp_bound,
 )
-from tests.e2e.conftest import Centrala, rtp_ports
-from tests.e2e.registrar_support import cli, received_messages, wait_for
+from tests.e2e.conftest import Centrala
+from tests.e2e.media_support import (
+    body,
+    dominant_frequency,
+    ports_released,
+    registered,
+    rtp_range,
+    sdp_line,
+    sdp_port,
+    status,
+    write_tone,
+)
+from tests.e2e.registrar_support import received_messages, wait_for
 from tests.e2e.sipp import SCENARIO_DIR, free_port, run_sipp
 
 StartCentrala = Callable[..., Centrala]
 ConfigCopy = Callable[..., Path]
-RATE = 8000
-
-
-# --------------------------------------------------------------------------- audio
-
-
-def write_tone(path: Path, freq: float, seconds: float) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(b"".join(
-            struct.pack("<h", round(12000 * math.sin(2 * math.pi * freq * i / RATE)))
-            for i in range(int(RATE * seconds))))
-    return path
-
-
-def _goertzel(samples: list[int], rate: int, freq: float) -> float:
-    """Power of ``freq`` in ``samples`` (one DFT bin, Goertzel's recurrence)."""
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
-
-
-def dominant_frequency(path: Path) -> tuple[float, float]:
-    """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a mono WAV."""
-    with wave.open(str(path)) as w:
-        rate, frames = w.getframerate(), w.readframes(w.getnframes())
-    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))
-    seconds = [samples[i:i + rate] for i in range(0, max(len(samples) - rate + 1, 1), rate)]
-    loudest = max(seconds, key=lambda s: sum(x * x for x in s))
-    rms = math.sqrt(sum(x * x for x in loudest) / max(len(loudest), 1))
-    window = loudest[: rate // 2]
-    best = max(range(100, 3901, 20), key=lambda f: _goertzel(window, rate, f))
-    return float(best), rms
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def status(c: Centrala) -> dict[str, int]:
-    out = cli("status", "-c", str(c.config_dir), "--state", str(c.state_dir))
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-
-def ports_released(c: Centrala) -> bool:
-    return wait_for(lambda: status(c)["rtp_ports_in_use"] == 0, 5.0)
-
-
-def rtp_range() -> range:
-    low, high = map(int, rtp_ports().split("-"))
-    return range(low, high + 1)
-
-
-def sdp_port(sdp: str) -> int:
-    m = re.search(r"^m=audio (\d+) ", sdp, re.MULTILINE)
-    assert m, sdp
-    return int(m.group(1))
-
-
-def sdp_line(sdp: str, kind: str) -> str:
-    m = re.search(rf"^{kind}=(.*?)\s*$", sdp, re.MULTILINE)
-    assert m, sdp
-    return m.group(1)
-
-
-def body(message: str) -> str:
-    return re.split(r"\r?\n\r?\n", message, maxsplit=1)[1]
-
-
-def registered(c: Centrala, number: str) -> bool:
-    out = cli("registrations", "-c", str(c.config_dir), "--state", str(c.state_dir))
-    return f"{number}@{DOMAIN}" in out.stdout
 
 
 # --------------------------------------------------------------------------- baresip
