@@ -2,7 +2,7 @@
 
 The modules below are plain, fully typed Python; mypyc (part of mypy) turns
 them into C extensions at install time, which roughly halves the CPU a
-message costs (parse, validate, route, answer a REGISTER).  They stay
+message costs (parse, validate, transactions, dialogs, answer a REGISTER).  They stay
 importable as Python: set ``CENTRALA_PURE_PYTHON=1`` to skip compilation,
 and a machine without a C compiler falls back to the sources (the
 extensions are optional).  An installed extension shadows its ``.py``:
@@ -17,14 +17,24 @@ from setuptools import setup
 COMPILED = [
     "switch/sip/address.py",
     "switch/sip/builders.py",
+    "switch/sip/client_invite.py",
+    "switch/sip/client_noninvite.py",
     "switch/sip/core.py",
+    "switch/sip/dialog.py",
+    "switch/sip/dialog_invite.py",
+    "switch/sip/dialog_session_timer.py",
+    "switch/sip/events.py",
     "switch/sip/framing.py",
     "switch/sip/grammar.py",
     "switch/sip/headers.py",
     "switch/sip/message.py",
     "switch/sip/routing.py",
+    "switch/sip/server_invite.py",
+    "switch/sip/server_noninvite.py",
     "switch/sip/status.py",
     "switch/sip/timers.py",
+    "switch/sip/transaction_base.py",
+    "switch/sip/transaction_layer.py",
     "switch/sip/uri.py",
     "switch/sip/validate.py",
     "switch/sip/randomness.py",

@@ -52,7 +52,7 @@ from .events import (
 )
 from .message import Request, Response
 from .timers import TimerConfig
-from .transaction_base import TransactionMachine
+from .transaction_base import MachineSpec, TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,16 @@ def classify(response: Response) -> Input:
     return Input.SUCCESS if response.status < 300 else Input.FAILURE
 
 
+SPEC: MachineSpec[State, Input, Action] = MachineSpec(
+    is_invite=True,
+    is_client=True,
+    transitions=TRANSITIONS,
+    timers=_TIMERS,
+    terminated=State.TERMINATED,
+    logger=logger,
+)
+
+
 class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
     """One INVITE sent to ``dest``; see the module docstring."""
 
@@ -159,13 +169,6 @@ class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
         "timer_m",
     )
 
-    is_invite = True
-    is_client = True
-    _transitions = TRANSITIONS
-    _timers = _TIMERS
-    _terminated_state = State.TERMINATED
-    _logger = logger
-
     def __init__(
         self,
         request: Request,
@@ -174,7 +177,7 @@ class ClientInviteTransaction(TransactionMachine[State, Input, Action]):
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        super().__init__(request, dest, timers, handle, owner, State.CALLING)
+        super().__init__(SPEC, request, dest, timers, handle, owner, State.CALLING)
         self.timer_a: float | None = None
         self.timer_b: float | None = None
         self.timer_c: float | None = None

@@ -32,7 +32,7 @@ from .events import (
 )
 from .message import Request, Response
 from .timers import TimerConfig
-from .transaction_base import TransactionMachine
+from .transaction_base import MachineSpec, TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -95,17 +95,20 @@ def classify(response: Response) -> Input:
     return Input.PROVISIONAL if response.status < 200 else Input.FINAL
 
 
+SPEC: MachineSpec[State, Input, Action] = MachineSpec(
+    is_invite=False,
+    is_client=True,
+    transitions=TRANSITIONS,
+    timers=_TIMERS,
+    terminated=State.TERMINATED,
+    logger=logger,
+)
+
+
 class ClientNonInviteTransaction(TransactionMachine[State, Input, Action]):
     """One non-INVITE request sent to ``dest``; see the module docstring."""
 
     __slots__ = ("_e_interval", "silent", "timer_e", "timer_f", "timer_k")
-
-    is_invite = False
-    is_client = True
-    _transitions = TRANSITIONS
-    _timers = _TIMERS
-    _terminated_state = State.TERMINATED
-    _logger = logger
 
     def __init__(
         self,
@@ -116,7 +119,7 @@ class ClientNonInviteTransaction(TransactionMachine[State, Input, Action]):
         owner: object = None,
         silent: bool = False,
     ) -> None:
-        super().__init__(request, dest, timers, handle, owner, State.TRYING)
+        super().__init__(SPEC, request, dest, timers, handle, owner, State.TRYING)
         self.timer_e: float | None = None
         self.timer_f: float | None = None
         self.timer_k: float | None = None

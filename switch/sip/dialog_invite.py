@@ -43,7 +43,7 @@ class AckTimeout:
     """No ACK for our 2xx within 64*T1: the TU must send BYE (RFC 3261 §13.3.1.4)."""
 
     cseq: int
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class PrackTimeout:
 
     rseq: int
     cseq: int
-    owner: object = None
+    owner: object | None = None
 
 
 SessionOutput = Send | AckTimeout | PrackTimeout

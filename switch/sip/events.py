@@ -55,7 +55,7 @@ class ResponseReceived:
 
     handle: Handle
     response: Response
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class AckReceived:
     request: Request
     source: Address
     handle: Handle | None = None
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class CancelReceived:
     request: Request
     invite_handle: Handle | None
     source: Address
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,7 @@ class TransactionTimeout:
     """Timer B, F or H fired (RFC 3261 §17.1.1.2, §17.1.2.2, §17.2.1)."""
 
     handle: Handle
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ class TransportError:
 
     handle: Handle
     dest: Address
-    owner: object = None
+    owner: object | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from .events import (
 )
 from .message import Request, Response
 from .timers import TimerConfig
-from .transaction_base import TransactionMachine
+from .transaction_base import MachineSpec, TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,16 @@ def classify(response: Response) -> Input:
     return Input.SUCCESS if response.status < 300 else Input.FAILURE
 
 
+SPEC: MachineSpec[State, Input, Action] = MachineSpec(
+    is_invite=True,
+    is_client=False,
+    transitions=TRANSITIONS,
+    timers=_TIMERS,
+    terminated=State.TERMINATED,
+    logger=logger,
+)
+
+
 class ServerInviteTransaction(TransactionMachine[State, Input, Action]):
     """One received INVITE, answered to ``dest``; see the module docstring."""
 
@@ -133,13 +143,6 @@ class ServerInviteTransaction(TransactionMachine[State, Input, Action]):
         "timer_l",
     )
 
-    is_invite = True
-    is_client = False
-    _transitions = TRANSITIONS
-    _timers = _TIMERS
-    _terminated_state = State.TERMINATED
-    _logger = logger
-
     def __init__(
         self,
         request: Request,
@@ -148,7 +151,7 @@ class ServerInviteTransaction(TransactionMachine[State, Input, Action]):
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        super().__init__(request, dest, timers, handle, owner, State.PROCEEDING)
+        super().__init__(SPEC, request, dest, timers, handle, owner, State.PROCEEDING)
         self.timer_g: float | None = None
         self.timer_h: float | None = None
         self.timer_i: float | None = None

@@ -20,7 +20,7 @@ from .address import Address
 from .events import Handle, Output, Send, TransportError
 from .message import Request, Response
 from .timers import TimerConfig
-from .transaction_base import TransactionMachine
+from .transaction_base import MachineSpec, TransactionMachine
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +74,20 @@ def classify(response: Response) -> Input:
     return Input.PROVISIONAL if response.status < 200 else Input.FINAL
 
 
+SPEC: MachineSpec[State, Input, Action] = MachineSpec(
+    is_invite=False,
+    is_client=False,
+    transitions=TRANSITIONS,
+    timers=(Input.TIMER_J,),
+    terminated=State.TERMINATED,
+    logger=logger,
+)
+
+
 class ServerNonInviteTransaction(TransactionMachine[State, Input, Action]):
     """One received non-INVITE request, answered to ``dest``."""
 
     __slots__ = ("key", "last_response", "timer_j")
-
-    is_invite = False
-    is_client = False
-    _transitions = TRANSITIONS
-    _timers = (Input.TIMER_J,)
-    _terminated_state = State.TERMINATED
-    _logger = logger
 
     def __init__(
         self,
@@ -94,7 +97,7 @@ class ServerNonInviteTransaction(TransactionMachine[State, Input, Action]):
         handle: Handle = 0,
         owner: object = None,
     ) -> None:
-        super().__init__(request, dest, timers, handle, owner, State.TRYING)
+        super().__init__(SPEC, request, dest, timers, handle, owner, State.TRYING)
         self.timer_j: float | None = None
         self.last_response: Response | None = None
         self.key: tuple[object, ...] = ()  # owned by TransactionLayer

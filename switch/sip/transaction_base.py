@@ -4,13 +4,13 @@ Theory of operation
 -------------------
 ``client_invite``, ``client_noninvite``, ``server_invite`` and
 ``server_noninvite`` each subclass ``TransactionMachine`` and supply data and
-two hooks:
+two hooks.  The data is one ``MachineSpec`` per module, passed to the base:
 
-* ``_transitions``: the table ``(state, input) -> (action, next state)``;
-* ``_timers``: the timer inputs in the order they win a tie; each input's
+* ``transitions``: the table ``(state, input) -> (action, next state)``;
+* ``timers``: the timer inputs in the order they win a tie; each input's
   value is the name of its deadline field (``timer_b``: a float, or None
   when not armed), which the subclass declares and sets to None;
-* ``_terminated_state``: the state that ends the transaction;
+* ``terminated``: the state that ends the transaction;
 * ``_act(action, now, message, source, out)``: performs one action;
 * ``_enter(state, now)``: the subclass's timer rules on entering a state.
 
@@ -38,6 +38,39 @@ InputT = TypeVar("InputT", bound=Enum)
 ActionT = TypeVar("ActionT", bound=Enum)
 
 
+class MachineSpec(Generic[StateT, InputT, ActionT]):
+    """What makes one of the four machines what it is: its table and timers."""
+
+    __slots__ = (
+        "is_client",
+        "is_invite",
+        "logger",
+        "terminated",
+        "timer_fields",
+        "timer_input",
+        "transitions",
+    )
+
+    def __init__(
+        self,
+        *,
+        is_invite: bool,
+        is_client: bool,
+        transitions: dict[tuple[StateT, InputT], tuple[ActionT, StateT]],
+        timers: tuple[InputT, ...],
+        terminated: StateT,
+        logger: logging.Logger,
+    ) -> None:
+        self.is_invite = is_invite
+        self.is_client = is_client
+        self.transitions = transitions
+        self.terminated = terminated
+        self.logger = logger
+        # Enum ``.value`` is slow on the hot path: the field names, once.
+        self.timer_fields: tuple[str, ...] = tuple(str(t.value) for t in timers)
+        self.timer_input: dict[str, InputT] = {str(t.value): t for t in timers}
+
+
 class TransactionMachine(Generic[StateT, InputT, ActionT]):
     """A transaction's common fields, table lookup, timers and state logging."""
 
@@ -48,29 +81,14 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
         "owner",
         "reliable",
         "request",
+        "spec",
         "state",
         "timers",
     )
 
-    # Class constants set by each subclass.
-    is_invite: bool
-    is_client: bool
-    _transitions: dict[tuple[StateT, InputT], tuple[ActionT, StateT]]
-    _timers: tuple[InputT, ...]
-    _terminated_state: StateT
-    _logger: logging.Logger
-    # Derived from ``_timers`` once per class: Enum ``.value`` is slow on the hot path.
-    _timer_fields: tuple[str, ...]
-    _timer_input: dict[str, InputT]
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if "_timers" in cls.__dict__:
-            cls._timer_fields = tuple(t.value for t in cls._timers)
-            cls._timer_input = {t.value: t for t in cls._timers}
-
     def __init__(
         self,
+        spec: MachineSpec[StateT, InputT, ActionT],
         request: Request,
         dest: Address,
         timers: TimerConfig,
@@ -78,6 +96,7 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
         owner: object,
         state: StateT,
     ) -> None:
+        self.spec = spec
         self.handle = handle
         self.owner = owner
         self.request = request
@@ -94,7 +113,7 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
     def next_timer(self) -> float | None:
         """The earliest armed deadline (STYLE 2: one deadline per object)."""
         best: float | None = None
-        for name in self._timer_fields:
+        for name in self.spec.timer_fields:
             at = getattr(self, name)
             if at is not None and (best is None or at < best):
                 best = at
@@ -102,12 +121,20 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
 
     @property
     def terminated(self) -> bool:
-        return self.state is self._terminated_state
+        return self.state is self.spec.terminated
+
+    @property
+    def is_invite(self) -> bool:
+        return self.spec.is_invite
+
+    @property
+    def is_client(self) -> bool:
+        return self.spec.is_client
 
     # -- machinery -----------------------------------------------------------
     def _run_due(self, now: float, out: list[Output]) -> list[Output]:
-        """Fire every timer due at ``now``, earliest first; ties in ``_timers`` order."""
-        fields = self._timer_fields
+        """Fire every timer due at ``now``, earliest first; ties in ``timers`` order."""
+        fields = self.spec.timer_fields
         while True:
             due: str | None = None
             due_at = now
@@ -118,7 +145,7 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
             if due is None:
                 return out
             setattr(self, due, None)
-            out.extend(self._feed(self._timer_input[due], now))
+            out.extend(self._feed(self.spec.timer_input[due], now))
 
     def _feed(
         self,
@@ -128,7 +155,7 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
         source: Address | None = None,
     ) -> list[Output]:
         try:
-            action, next_state = self._transitions[(self.state, inp)]
+            action, next_state = self.spec.transitions[(self.state, inp)]
         except KeyError:
             raise TransactionStateError(
                 f"{'INVITE' if self.is_invite else 'non-INVITE'} {self._side()} transaction: "
@@ -143,7 +170,7 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
         old = self.state
         if new is old:
             return
-        logger = self._logger
+        logger = self.spec.logger
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "[%s] %s %s %s: %s -> %s",
@@ -155,8 +182,8 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
                 new.value,
             )
         self.state = new
-        if new is self._terminated_state:
-            for name in self._timer_fields:
+        if new is self.spec.terminated:
+            for name in self.spec.timer_fields:
                 setattr(self, name, None)
         else:
             self._enter(new, now)
@@ -181,4 +208,4 @@ class TransactionMachine(Generic[StateT, InputT, ActionT]):
         raise NotImplementedError
 
 
-__all__ = ["TransactionMachine"]
+__all__ = ["MachineSpec", "TransactionMachine"]

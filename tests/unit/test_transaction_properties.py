@@ -21,6 +21,7 @@ from switch.sip import client_invite, client_noninvite, server_invite, server_no
 from switch.sip.builders import make_response
 from switch.sip.events import Output, RequestReceived, TransactionError, TransactionStateError
 from switch.sip.timers import TimerConfig
+from switch.sip.transaction_base import MachineSpec
 from switch.sip.transaction_layer import TransactionLayer
 
 from .test_transaction_support import (
@@ -36,38 +37,41 @@ TIMERS = TimerConfig()
 MAX_STEPS = 500
 
 
-class Recorder:
-    """Mixin: records (state before, input, state after) of every ``_feed``."""
+class RecordingTable(dict[Any, Any]):
+    """A transition table that records each lookup as (state, input, next state)."""
 
-    steps: list[tuple[Any, Any, Any]]
+    def __init__(self, table: dict[Any, Any]) -> None:
+        super().__init__(table)
+        self.steps: list[tuple[Any, Any, Any]] = []
 
-    def _feed(self, inp: Any, now: float, *args: Any, **kwargs: Any) -> list[Output]:
-        before = self.state  # type: ignore[attr-defined]
-        out = super()._feed(inp, now, *args, **kwargs)  # type: ignore[misc]
-        self.steps.append((before, inp, self.state))  # type: ignore[attr-defined]
-        return out  # type: ignore[no-any-return]
-
-
-class RecCI(Recorder, client_invite.ClientInviteTransaction):
-    pass
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        self.steps.append((key[0], key[1], value[1]))
+        return value
 
 
-class RecCN(Recorder, client_noninvite.ClientNonInviteTransaction):
-    pass
+def recording(txn: Any) -> Any:
+    """``txn`` with a spec whose table records every ``_feed``."""
+    spec = txn.spec
+    txn.spec = MachineSpec(
+        is_invite=spec.is_invite,
+        is_client=spec.is_client,
+        transitions=RecordingTable(spec.transitions),
+        timers=tuple(spec.timer_input.values()),
+        terminated=spec.terminated,
+        logger=spec.logger,
+    )
+    return txn
 
 
-class RecSI(Recorder, server_invite.ServerInviteTransaction):
-    pass
-
-
-class RecSN(Recorder, server_noninvite.ServerNonInviteTransaction):
-    pass
+def steps(txn: Any) -> list[tuple[Any, Any, Any]]:
+    return txn.spec.transitions.steps  # type: ignore[no-any-return]
 
 
 def check_steps(txn: Any, table: dict[Any, Any], initial: Any) -> None:
     """Each step is a table entry, and steps chain: no state change outside ``_feed``."""
     state = initial
-    for before, inp, after in txn.steps:
+    for before, inp, after in steps(txn):
         assert before is state, (state, before)
         assert (before, inp) in table, (before, inp)
         assert table[(before, inp)][1] is after, (before, inp, after)
@@ -127,28 +131,28 @@ COMMON = ["timer", "tick", "error"]
 # machine -> (recording class, its module, request method, initial state, input names)
 MACHINES: dict[str, tuple[Any, Any, str, Any, list[str]]] = {
     "client_invite": (
-        RecCI,
+        client_invite.ClientInviteTransaction,
         client_invite,
         "INVITE",
         client_invite.State.CALLING,
         ["100", "180", "200", "486", "cancel", *COMMON],
     ),
     "client_noninvite": (
-        RecCN,
+        client_noninvite.ClientNonInviteTransaction,
         client_noninvite,
         "OPTIONS",
         client_noninvite.State.TRYING,
         ["100", "180", "200", "404", *COMMON],
     ),
     "server_invite": (
-        RecSI,
+        server_invite.ServerInviteTransaction,
         server_invite,
         "INVITE",
         server_invite.State.PROCEEDING,
         ["request", "ack", "tu180", "tu200", "tu486", *COMMON],
     ),
     "server_noninvite": (
-        RecSN,
+        server_noninvite.ServerNonInviteTransaction,
         server_noninvite,
         "MESSAGE",
         server_noninvite.State.TRYING,
@@ -160,12 +164,11 @@ MODULES = {cls: module for cls, module, *_ in MACHINES.values()}
 
 def make(machine: str, reliable: bool) -> Any:
     cls, _, method, _, _ = MACHINES[machine]
-    if cls in (RecCI, RecCN):
+    if cls.__module__.split('.')[-1].startswith('client'):
         dest = UAS_TCP if reliable else UAS_UDP
     else:
         dest = UAC_TCP if reliable else UAC_UDP
-    txn = cls(request(method), dest, TIMERS, handle=1)
-    txn.steps = []
+    txn = recording(cls(request(method), dest, TIMERS, handle=1))
     txn.start(0.0)
     return txn
 
@@ -201,7 +204,7 @@ def test_machines_follow_their_tables_and_terminate(scenario: tuple[str, list[st
 
 
 def signature(txn: Any) -> tuple[Any, ...]:
-    armed = tuple(n for n in type(txn).__slots__ if n.startswith("timer_") and getattr(txn, n))
+    armed = tuple(n for n in txn.spec.timer_fields if getattr(txn, n) is not None)
     return (txn.state, armed, getattr(txn, "_cancel", None), txn.reliable)
 
 
@@ -220,7 +223,7 @@ def test_every_table_entry_is_exercised() -> None:
                         now = 0.0
                         for o in [*prefix, op]:
                             now = apply(txn, o, now)
-                        seen.update((before, inp) for before, inp, _ in txn.steps)
+                        seen.update((before, inp) for before, inp, _ in steps(txn))
                         sig = signature(txn)
                         if sig not in visited:
                             visited.add(sig)
