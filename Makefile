@@ -32,6 +32,7 @@ bench: $(VENV)/.installed-bench deb-bench-pkgs
 	$(BIN)/python -m bench.register $(BENCH_REGISTER_ARGS) --json bench/register.json
 	$(BIN)/python -m bench.cps --quick --json bench/cps.json
 	$(BIN)/python -m bench.media --json bench/media.json
+	$(BIN)/python -m bench.transcode --json bench/transcode.json
 	$(BIN)/python -m bench.results
 
 # Mixed traffic at half the maximum measured by `make bench`, then a leak check.

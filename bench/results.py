@@ -3,8 +3,8 @@
     python -m bench.results [--dir bench] [--md bench/RESULTS.md] [--json bench/results.json]
 
 Reads the JSON each benchmark of ``make bench`` wrote (``parser.json``,
-``register.json``, ``cps.json`` and, once the media benchmark exists,
-``media.json``) and writes one report: the machine, the command lines, every
+``register.json``, ``cps.json``, ``media.json`` and ``transcode.json``, the
+cost of a transcoded call, which has no target) and writes one report: the machine, the command lines, every
 figure as min / median / max of its runs with the ratio to the peer measured
 in the same run, and the targets of the feature issues, each met or NOT met
 with the measured ratio.  A missing file is reported as "not measured yet".
@@ -166,7 +166,7 @@ def commands(loaded: dict[str, Data]) -> list[str]:
         p = loaded["parser"]
         out.append(command_line("bench.parser", {"seconds": p["seconds_per_run"],
                                                  "runs": p["runs"], "json": "bench/parser.json"}))
-    for name in ("register", "cps", "media"):
+    for name in ("register", "cps", "media", "transcode"):
         if name in loaded and isinstance(loaded[name].get("args"), dict):
             out.append(command_line(f"bench.{name}", loaded[name]["args"]))
     return out
@@ -275,10 +275,21 @@ def media_part(data: Data) -> tuple[list[Figure], list[Target]]:
     return figures, [target]
 
 
+def transcode_part(data: Data) -> tuple[list[Figure], list[Target]]:
+    """The cost of a transcoded call, for operators (the issue sets no target for it)."""
+    runs = [r["calls_per_core"] for r in data.get("runs", [])]
+    if not runs:
+        return [], []
+    cpu = [100 * r["cpu_per_call"] for r in data["runs"]]
+    return [Figure("transcode", "centrala PCMU<->Opus call", "calls / core", runs),
+            Figure("transcode", "centrala PCMU<->Opus call", "% of a core per call", cpu)], []
+
+
 Part = Callable[[Data], tuple[list[Figure], list[Target]]]
 # each part reads its bench's JSON ({} when the file is missing: targets not measured yet)
 PARTS: dict[str, Part] = {
     "parser": parser_part, "register": register_part, "cps": cps_part, "media": media_part,
+    "transcode": transcode_part,
 }
 
 
