@@ -4,8 +4,9 @@
 
 Reads the JSON each benchmark of ``make bench`` wrote (``parser.json``,
 ``register.json``, ``cps.json``, ``media.json`` and ``transcode.json``, the
-cost of a transcoded call, which has no target) and writes one report: the machine, the command lines, every
-figure as min / median / max of its runs with the ratio to the peer measured
+cost of a transcoded call, which has no target) and writes one report: the
+machine, the command lines, every figure as min / median / max of its runs
+with the ratio to the peer measured
 in the same run, and the targets of the feature issues, each met or NOT met
 with the measured ratio.  A missing file is reported as "not measured yet".
 
