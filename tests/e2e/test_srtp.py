@@ -139,3 +139,24 @@ def test_required_caller_offering_plain_rtp_gets_488(
     assert any(r.startswith("SIP/2.0 488") for r in responses), (responses, report)
     assert not callee.received_sdps(), report  # nothing rang
     assert ports_released(c), status(c)
+
+
+def test_dtls_srtp_caller_and_plain_callee_hear_each_other(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    c = start_centrala(call_config(config_copy))
+    caller, callee, report = call_and_record(c, tmp_path, "dtls_srtp", None)
+
+    (offer_to_101,) = callee.received_sdps()
+    assert proto(offer_to_101) == "RTP/AVP", offer_to_101
+    assert "a=fingerprint" not in offer_to_101 and "a=setup" not in offer_to_101, offer_to_101
+    offer_from_100 = sent_sdps(caller)[0]
+    assert proto(offer_from_100).startswith("UDP/TLS/RTP/SAVP"), offer_from_100
+    answer_to_100 = caller.received_sdps()[-1]
+    theirs = re.findall(r"^a=fingerprint:(.*?)\s*$", offer_from_100, re.MULTILINE)
+    ours = re.findall(r"^a=fingerprint:(.*?)\s*$", answer_to_100, re.MULTILINE)
+    assert len(ours) == 1 and ours[0] not in theirs, (answer_to_100, offer_from_100)
+    assert "a=setup:active" in answer_to_100, answer_to_100
+
+    heard_each_other(caller, callee, report)
+    assert ports_released(c), status(c)

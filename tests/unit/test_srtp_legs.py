@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from dialplan.loader import ConfigError, load_config
+from media.dtls import DtlsCertificate, DtlsRole, DtlsSession, DtlsState, Fingerprint
 from media.ports import PortAllocator
 from media.relay import Encoder, MediaRelay, Rewriter
 from media.rtp import RtcpReceiverReport, RtpPacket, read_seq_ts_ssrc
@@ -46,6 +47,7 @@ class FakeSrtpStream(FakeStream):
     taps: dict[str, object] = field(default_factory=dict)
     rtcp_taps: dict[str, object] = field(default_factory=dict)
     encoders: dict[str, Encoder | None] = field(default_factory=dict)
+    raw: dict[str, object] = field(default_factory=dict)
 
     def set_tap(self, from_side: str, tap: object) -> None:
         self.taps[from_side] = tap
@@ -60,6 +62,12 @@ class FakeSrtpStream(FakeStream):
         return True
 
     def send_rtcp(self, side: str, packet: bytes | bytearray) -> bool:
+        return True
+
+    def set_raw_handler(self, side: str, handler: object) -> None:
+        self.raw[side] = handler
+
+    def send_raw(self, side: str, data: bytes, addr: object = None) -> bool:
         return True
 
 
@@ -176,7 +184,7 @@ def test_required_callee_answering_without_crypto_fails_the_fork() -> None:
     (SDP, {"e100": "required"}),  # the caller must encrypt and offers plain RTP
     (SAVP_SDP, {"e100": "off"}),  # the caller may not and offers RTP/SAVP
     (SDP.replace(b"RTP/AVP 0", b"RTP/SAVP 0"), {}),  # RTP/SAVP without a usable a=crypto
-    (SDP.replace(b"RTP/AVP 0", b"UDP/TLS/RTP/SAVP 0"), {}),  # DTLS-SRTP: not terminated yet
+    (SDP.replace(b"RTP/AVP 0", b"UDP/TLS/RTP/SAVP 0"), {}),  # DTLS-SRTP without a=fingerprint
 ])
 def test_offers_the_callers_setting_refuses_get_488(body: bytes, encryption: dict[str, str]
                                                     ) -> None:
@@ -398,3 +406,105 @@ async def test_unwired_stream_relays_plain_again(relay: MediaRelay,
     _unwire(c.stream)  # type: ignore[arg-type]
     c.a.sendto(rtp(4), c.to_a)
     assert await recv(c.b) == rtp(4)
+
+
+# -- DTLS-SRTP on loopback: a DtlsSession plays the phone -------------------------------------
+def dtls_offer(phone_cert: DtlsCertificate, rtp_port: int, setup: str = "actpass") -> bytes:
+    return (f"v=0\r\no=- 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+            f"a=fingerprint:{phone_cert.fingerprint()}\r\n"
+            f"m=audio {rtp_port} UDP/TLS/RTP/SAVP 0\r\na=setup:{setup}\r\na=rtcp-mux\r\n").encode()
+
+
+async def pump(phone: DtlsSession, sock: socket.socket, relay_addr: tuple[str, int],
+               done: Callable[[], bool]) -> None:
+    """Answer every DTLS datagram the switch sends until ``done()``."""
+    async with asyncio.timeout(3 * WAIT_S):
+        while not done():
+            try:
+                data = await recv(sock)
+            except TimeoutError:
+                continue
+            for out in phone.receive(data):
+                sock.sendto(out, relay_addr)
+
+
+async def test_dtls_srtp_caller_bridged_to_a_plain_callee(
+    relay: MediaRelay, sockets: list[socket.socket]
+) -> None:
+    phone_cert, phone_a, phone_b = DtlsCertificate.generate(), udp(), udp()
+    sockets += [phone_a, phone_b]
+    legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
+    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
+    offer = SessionDescription.parse(dtls_offer(phone_cert, phone_a.getsockname()[1]))
+    to_b = legs.offer(a, b, offer)
+    assert to_b.media[0].proto == "RTP/AVP" and not to_b.media[0].has_attribute("fingerprint")
+    assert not to_b.has_attribute("fingerprint")
+    answer = legs.answer(b, SessionDescription.parse(B_SDP))
+    assert answer.media[0].attribute("setup") == "active"
+    (ours,) = answer.media[0].attribute_values("fingerprint")
+    assert ours == str(legs.certificate.fingerprint()) != str(phone_cert.fingerprint())
+
+    stream = relay.open("c", mux_a=True)
+    stream.set_remote("a", phone_a.getsockname())
+    stream.set_remote("b", phone_b.getsockname())
+    phone = DtlsSession(phone_cert, DtlsRole.SERVER, [Fingerprint.parse(ours)])
+    legs.wire({0: stream})
+    link = legs.links[(0, "a")]
+    assert link.timer is not None  # the ClientHello is out and its retransmission armed
+    to_a = (HOST, stream.local("a")[1])
+    phone_a.sendto(rtp(1), to_a)  # plain RTP before the keys: dropped, not relayed
+    await pump(phone, phone_a, to_a, lambda: (0, "a") in legs.sides)
+    assert phone.state is DtlsState.CONNECTED and link.timer is None
+
+    phone_send, phone_recv = phone.srtp_keys()
+    protected = SrtpContext(phone_send, SrtpDirection.SEND).protect(rtp(2))
+    assert protected is not None
+    phone_a.sendto(protected, to_a)
+    assert await recv(phone_b) == rtp(2)
+    phone_b.sendto(rtp(3, ssrc=0x2222), (HOST, stream.local("b")[1]))
+    got = await recv(phone_a)
+    assert SrtpContext(phone_recv, SrtpDirection.RECEIVE).unprotect(got) == rtp(3, ssrc=0x2222)
+
+    legs.release()  # close_notify to the phone, no timer left
+    assert legs.links == {} and link.timer is None and link.session.state is DtlsState.CLOSED
+    phone.receive(await recv(phone_a))
+    assert phone.state is DtlsState.CLOSED
+
+
+async def test_dtls_with_the_wrong_fingerprint_relays_nothing(
+    relay: MediaRelay, sockets: list[socket.socket]
+) -> None:
+    phone_cert, impostor, phone_a, phone_b = (DtlsCertificate.generate(),
+                                              DtlsCertificate.generate(), udp(), udp())
+    sockets += [phone_a, phone_b]
+    legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
+    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
+    legs.offer(a, b, SessionDescription.parse(dtls_offer(phone_cert, phone_a.getsockname()[1])))
+    answer = legs.answer(b, SessionDescription.parse(B_SDP))
+    (ours,) = answer.media[0].attribute_values("fingerprint")
+    stream = relay.open("c", mux_a=True)
+    stream.set_remote("a", phone_a.getsockname())
+    stream.set_remote("b", phone_b.getsockname())
+    phone = DtlsSession(impostor, DtlsRole.SERVER, [Fingerprint.parse(ours)])
+    legs.wire({0: stream})
+    link = legs.links[(0, "a")]
+    await pump(phone, phone_a, (HOST, stream.local("a")[1]),
+               lambda: link.session.state is DtlsState.FAILED)
+    assert (0, "a") not in legs.sides and "a=fingerprint" in (link.session.failure or "")
+    legs.release()
+
+
+def test_dtls_offer_to_a_leg_with_encryption_off_or_without_fingerprint_is_488() -> None:
+    cert = DtlsCertificate.generate()
+    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
+    off = SrtpLegs("c", lambda leg: Encryption.OFF)
+    with pytest.raises(SdpError) as err:
+        off.offer(a, b, SessionDescription.parse(dtls_offer(cert, 4000)))
+    assert err.value.status == 488
+    on = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
+    no_fingerprint = dtls_offer(cert, 4000).replace(
+        f"a=fingerprint:{cert.fingerprint()}\r\n".encode(), b"")
+    with pytest.raises(SdpError):
+        on.offer(a, b, SessionDescription.parse(no_fingerprint))
+    with pytest.raises(SdpError):
+        on.offer(a, b, SessionDescription.parse(dtls_offer(cert, 4000, "holdconn")))
