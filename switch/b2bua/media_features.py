@@ -22,13 +22,15 @@ alone do not), each session gets a ``CallFeatures`` and hands it three moments:
   - transcoding: a ``TranscodedStream`` driven by a ``TranscodingPump``
     (``RelayStream.set_tap``), started when the plan needs one, replaced when
     the codecs change, stopped when they meet again;
+  - continuity: each side gets a ``Rewriter`` when its codec is first known
+    and keeps it, so relayed audio, music, digits and transcoded audio reach
+    the phone as one RTP stream (our SSRC, sequence numbers going on, the
+    timestamp jumping by the time elapsed): a phone's jitter buffer drops
+    packets whose sequence numbers leap;
   - music on hold: when the offerer holds (``holds_peer``: sendonly,
     inactive, ``c=0.0.0.0``), the relay already stops relaying to the held
     party; a looping ``Player`` plays the tenant's MOH into that side in its
-    codec.  The side gets a ``Rewriter`` at the first hold and keeps it, so
-    music, relayed audio and music again reach the phone as one continuous
-    RTP stream (SSRC, sequence numbers, timestamps).  A resume stops the music
-    and the relay goes on where it was;
+    codec.  A resume stops the music and relaying goes on;
   - DTMF: the payload type of telephone-event on each side is kept, so a SIP
     INFO key press can be sent as RFC 4733 packets (``send_digit``) to a leg
     that negotiated it, and RFC 4733 digits from a leg are reported
@@ -232,6 +234,7 @@ class FeatureStream(Protocol):
     def set_rewriter(self, side: Side, rewriter: Rewriter | None) -> None: ...
     def set_watcher(self, from_side: Side,
                     watcher: Callable[[memoryview], None] | None) -> None: ...
+    def hold(self, side: Side, on: bool) -> None: ...
 
 
 class MediaFeatures:
@@ -287,6 +290,7 @@ class _StreamState:
     player: Player | None = None
     rewriters: dict[Side, Rewriter] = field(default_factory=dict)
     watching: Side | None = None
+    relay_held: dict[Side, bool] = field(default_factory=dict)  # as the plan holds the relay
 
 
 class CallFeatures:
@@ -299,7 +303,7 @@ class CallFeatures:
         self._transcode: dict[int, tuple[LegCodec, LegCodec]] = {}  # by index: (x, y), pending
         self._events: dict[int, int] = {}  # by index: the offerer's event PT kept, pending
         self._streams: dict[int, _StreamState] = {}
-        self._digits: list[asyncio.TimerHandle] = []
+        self._digits: list[asyncio.Handle] = []
         self._dtmf_out = _EventSender()
         self.released = False
 
@@ -396,6 +400,9 @@ class CallFeatures:
                 x: LegCodec(audio, plan.x.payload_type,
                             plan.x.telephone_event if x_event is None else x_event),
                 y: LegCodec(audio, plan.y.payload_type, plan.y.telephone_event)}
+        state.relay_held = {x: not plan.x.direction.receives,
+                            y: not plan.y.direction.receives or plan.x.holds_peer}  # as anchor
+        self._set_rewriters(state)
         self._set_transcoding(state, (state.codecs["a"], state.codecs["b"])
                               if transcode is not None else None)
         self._set_hold(state, y if plan.x.holds_peer else None)
@@ -422,16 +429,23 @@ class CallFeatures:
         leg = state.codecs.get(held) if held is not None else None
         if held is None or leg is None or self.moh is None:
             return
-        rewriter = state.rewriters.get(held)
-        if rewriter is None:  # kept for the rest of the call: one stream for the phone
-            rewriter = state.rewriters[held] = Rewriter(
-                secrets.randbits(32), leg.codec.clock_rate, leg.codec.timestamp_step)
-            state.stream.set_rewriter(held, rewriter)
-        rewriter.clock_rate, rewriter.min_step = leg.codec.clock_rate, leg.codec.timestamp_step
         log.info("[%s] music on hold to side %s (%s)", self.call_ref, held, leg.codec.name)
         state.player = Player(state.stream, held, leg, self.moh, repeat=True,
                               loop=self.features.loop)
         state.player.start()
+
+    def _set_rewriters(self, state: _StreamState) -> None:
+        """Each side with a codec we know gets a ``Rewriter`` from its first packet on,
+        kept for the call: relayed audio, music, digits and transcoded audio reach the
+        phone as one RTP stream (a phone's jitter buffer drops packets whose sequence
+        numbers leap)."""
+        for side, leg in state.codecs.items():
+            rewriter = state.rewriters.get(side)
+            if rewriter is None:
+                rewriter = state.rewriters[side] = Rewriter(
+                    secrets.randbits(32), leg.codec.clock_rate, leg.codec.timestamp_step)
+                state.stream.set_rewriter(side, rewriter)
+            rewriter.clock_rate, rewriter.min_step = leg.codec.clock_rate, leg.codec.timestamp_step
 
     def _stop_moh(self, state: _StreamState) -> None:
         if state.player is not None:
@@ -513,21 +527,31 @@ class CallFeatures:
             leg = state.codecs.get(to)
             if leg is None or leg.telephone_event is None or state.stream.closed:
                 continue
-            self._schedule(state.stream, to, leg, digit, duration_ms)
+            self._schedule(state, to, leg, digit, duration_ms)
             return True
         return False
 
-    def _schedule(self, stream: FeatureStream, to: Side, leg: LegCodec, digit: str,
+    def _schedule(self, state: _StreamState, to: Side, leg: LegCodec, digit: str,
                   duration_ms: int) -> None:
-        loop = self.features.loop
+        """The digit's packets, paced; relayed audio to ``to`` pauses meanwhile (RFC 4733
+        §2.5.1.2), so that the side's rewriter sees one source at a time."""
+        loop, stream = self.features.loop, state.stream
         assert leg.telephone_event is not None
         ts = self._dtmf_out.timestamp(loop.time(), leg.codec.clock_rate)
+        stream.hold(to, True)
+        last = 0.0
         for packet in digit_packets(digit, clock_rate=leg.codec.clock_rate,
                                     duration_ms=min(duration_ms, 5000)):
             data = self._dtmf_out.packet(leg.telephone_event, ts, packet.marker,
                                          bytes(packet.event))
             self._digits.append(loop.call_later(packet.offset_s, stream.send, to, data))
-        self._digits = [h for h in self._digits if not h.cancelled()][-64:]
+            last = packet.offset_s
+        self._digits.append(loop.call_later(last + 0.001, self._digit_sent, state, to))
+        del self._digits[:-64]  # the handles of the last digits, for release() to cancel
+
+    def _digit_sent(self, state: _StreamState, to: Side) -> None:
+        if not self.released and not state.stream.closed:
+            state.stream.hold(to, state.relay_held.get(to, False))
 
 
 class _EventSender:

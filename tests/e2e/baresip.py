@@ -8,14 +8,17 @@
     phone.recording()                 # what it decoded: sndfile's dump-*-dec.wav
 
 Each phone gets a config directory (``-f``) with ``config`` and ``accounts``:
-module ``g711`` only (a codec is really excluded only when its module is not
-loaded, PEERS.md), ``aufile`` plays ``source`` as the microphone, ``aubridge``
+the codec modules of ``codec_modules`` only, ``g711`` by default (a codec is
+really excluded only when its module is not loaded, PEERS.md; baresip's
+aufile wants a WAV at the codec's rate and channels: 48 kHz stereo for opus,
+16 kHz for G.722), ``aufile`` plays ``source`` as the microphone, ``aubridge``
 is the player (it pulls the decoded audio in real time, nobody listens) and
 ``sndfile`` dumps what is sent and received into the directory.  The account
 auto-answers.  ``mediaenc`` (``srtp``, ``srtp-mand``, ``dtls_srtp``) loads the
 matching module and sets the account's media encryption.  ``dial`` places a
 call at start (``-e "/dial ..."``); when the
-source WAV ends baresip hangs up.
+source WAV ends baresip hangs up.  On a hold re-INVITE baresip re-creates its
+aubridge player and its decoded dump stops: a held party is better a SIPp UAS.
 
 Addresses: SIP listens on ``sip_ip`` (one loopback address per phone), but
 baresip binds its RTP sockets to 0.0.0.0, so on loopback its RTP leaves from
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +56,6 @@ class Baresip:
     proc: subprocess.Popen[bytes]
     home: Path
     sip: str  # ip:port it listens on
-    console: tuple[str, int] | None = None  # module cons: keys typed over UDP
 
     @classmethod
     def start(
@@ -74,7 +75,6 @@ class Baresip:
         rtp_ports: tuple[int, int] = (31700, 31899),
         mediaenc: str | None = None,
         codec_modules: tuple[str, ...] = ("g711",),
-        console_port: int | None = None,
     ) -> Baresip:
         home.mkdir(parents=True)
         module = "" if mediaenc is None else (
@@ -87,7 +87,6 @@ class Baresip:
             f"module_path {MODULES}\n"
             + "".join(f"module {m}.so\n" for m in codec_modules)
             + "module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
-            + (f"module cons.so\ncons_listen {sip_ip}:{console_port}\n" if console_port else "")
             + f"{module}"
             "module_app account.so\nmodule_app menu.so\n"
             f"audio_source aufile,{source}\n"
@@ -105,14 +104,7 @@ class Baresip:
         with open(home / "baresip.log", "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-        console = (sip_ip, console_port) if console_port else None
-        return cls(proc, home, f"{sip_ip}:{sip_port}", console)
-
-    def keys(self, keys: str) -> None:
-        """Type ``keys`` on the phone (module cons: ``x`` holds the call, ``X`` resumes)."""
-        assert self.console is not None, "start the phone with a console_port"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(keys.encode(), self.console)
+        return cls(proc, home, f"{sip_ip}:{sip_port}")
 
     def wait(self, timeout: float = 30) -> int:
         try:
