@@ -30,15 +30,19 @@ the first packet of the newcomer starts the clock, and the switch happens on
 its first packet after that time if the latched source sent nothing since.
 The clock is read only on that slow path.
 
-SRTP and DTLS (``switch/b2bua/srtp_legs.py``) use hooks that cost the plain
-path nothing: an RTP tap (``set_tap``) hands a side's packets to the bridge,
-which decrypts them and gives them back with ``forward`` (payload-type map,
-the target's rewriter, then its ``encoder``, i.e. SRTP protect, in that
-order: rewriting after encryption would break the authentication tag); an
-RTCP tap (``set_rtcp_tap``) does the same for RTCP, muxed or not, sent on
-with ``send_rtcp``; datagrams that are not RTP (DTLS, STUN: RFC 7983) go to
-a side's ``raw handler`` instead of being dropped, and ``send_raw`` answers
-from that side's RTP socket.
+SRTP (``switch/b2bua/srtp_legs.py``) is a ``Transform`` per side, below
+everything else: what arrives from an SRTP side is decoded (unprotected)
+first, so watchers (recording, DTMF), taps (transcoding), the payload-type
+map and rewriters all see plain RTP; what is sent to an SRTP side is encoded
+(protected) last, after its rewriter (rewriting after encryption would break
+the authentication tag), whether it is relayed, sent by a player (``send``)
+or by a tap (``forward`` applies the payload-type map first).  The plain hot
+path does not pay for it: a stream with a transform on either side has its
+sockets watched by the ``*_secure`` variants of the callbacks instead.
+Other hooks: an RTCP tap (``set_rtcp_tap``) takes a side's RTCP, muxed or
+not, sent on with ``send_rtcp``; datagrams that are not RTP (DTLS, STUN: RFC
+7983) go to a side's raw handler instead of being dropped, and ``send_raw``
+answers from that side's RTP socket.
 
 Counters per side (``SideCounters``) are plain integers on the side, read by
 CDR/QoS code when it wants them.
@@ -71,7 +75,24 @@ log = logging.getLogger("centrala.media")
 Side = Literal["a", "b"]
 Addr = tuple[str, int]
 RawHandler = Callable[[memoryview, tuple[object, ...]], None]  # (datagram, source address)
-Encoder = Callable[[bytearray], bytes | None]  # e.g. SRTP protect; None drops the packet
+Coder = Callable[[memoryview], bytes | None]  # e.g. SRTP (un)protect; None drops the packet
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """How one side's packets are decoded on arrival and encoded on departure (SRTP)."""
+
+    decode_rtp: Coder
+    decode_rtcp: Coder
+    encode_rtp: Coder
+    encode_rtcp: Coder
+
+
+def _nothing(packet: memoryview) -> None:
+    return None
+
+
+DROP_ALL = Transform(_nothing, _nothing, _nothing, _nothing)  # e.g. until DTLS gives keys
 MAX_DATAGRAM = 65535  # one receive buffer for the whole relay: nothing is ever truncated
 
 
@@ -166,7 +187,6 @@ class _Side:
         "cand_rtcp",
         "cand_rtp",
         "dropped",
-        "encoder",
         "expected_ip",
         "held",
         "mux",
@@ -192,6 +212,7 @@ class _Side:
         "sdp_rtp",
         "stream",
         "tap",
+        "transform",
         "view",
         "watcher",
     )
@@ -218,7 +239,7 @@ class _Side:
         self.watcher: Callable[[memoryview], None] | None = None  # set_watcher: a copy of it
         self.rtcp_tap: Callable[[memoryview], None] | None = None  # set_rtcp_tap: RTCP from it
         self.raw_handler: RawHandler | None = None  # set_raw_handler: DTLS/STUN from it
-        self.encoder: Encoder | None = None  # set_encoder: last step of what send() sends it
+        self.transform: Transform | None = None  # set_transform: SRTP of this side
         self.cand_rtp: tuple[float, int] | None = None  # re-latch candidate: (since, count)
         self.cand_rtcp: tuple[float, int] | None = None
         self.rtp_in = self.rtcp_in = self.bytes_in = 0
@@ -282,6 +303,99 @@ class _Side:
             return
         peer = self.peer
         peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
+
+    # -- the same with a transform on either side (SRTP): set_transform --------------------
+    def on_rtp_secure(self) -> None:
+        """``on_rtp`` for a stream with SRTP: decode what comes from this side into
+        the shared buffer first, encode what goes to the peer last."""
+        try:
+            n, addr = self.rtp_recv(self.buf)
+        except OSError:
+            return
+        buf, view = self.buf, self.view
+        if n < RTCP_HEADER_SIZE or buf[0] & 0xC0 != 0x80 or (
+            addr != self.rtp_src and not self.accept(addr, False)
+        ):
+            self.not_rtp(n, addr)
+            return
+        self.rtp_in += 1
+        self.bytes_in += n
+        if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:
+            self.relay_rtcp_secure(n)
+            return
+        transform = self.transform
+        if n < RTP_HEADER_SIZE or (transform is not None and not (
+            n := self.decode(transform.decode_rtp, n)
+        )):
+            self.dropped += 1
+            return
+        peer = self.peer
+        if self.watcher is not None:
+            self.watcher(view[:n])
+        if peer.held:
+            return
+        if self.tap is not None:
+            self.tap(view[:n])
+            return
+        table = self.pt_table
+        if table is not None:
+            b1 = buf[1]
+            buf[1] = (b1 & 0x80) | table[b1 & 0x7F]
+        if peer.rewriter is not None:
+            peer.rewriter.rewrite(buf)
+        peer.deliver_secure(self, False, n)
+
+    def on_rtcp_secure(self) -> None:
+        """``on_rtcp`` for a stream with SRTP."""
+        try:
+            n, addr = self.rtcp_recv(self.buf)
+        except OSError:
+            return
+        if not is_rtcp(self.buf, n) or (addr != self.rtcp_src and not self.accept(addr, True)):
+            self.dropped += 1
+            return
+        self.rtcp_in += 1
+        self.bytes_in += n
+        self.relay_rtcp_secure(n)
+
+    def relay_rtcp_secure(self, n: int) -> None:
+        transform = self.transform
+        if transform is not None and not (n := self.decode(transform.decode_rtcp, n)):
+            self.dropped += 1
+            return
+        if self.rtcp_tap is not None:
+            self.rtcp_tap(self.view[:n])
+            return
+        self.peer.deliver_secure(self, True, n)
+
+    def decode(self, coder: Coder, n: int) -> int:
+        """Decode the first ``n`` bytes of the shared buffer in place; the new
+        length, 0 when the coder refused the packet."""
+        out = coder(self.view[:n])
+        if out is None:
+            return 0
+        m = len(out)
+        self.buf[:m] = out
+        return m
+
+    def deliver_secure(self, origin: _Side, rtcp: bool, n: int) -> None:
+        """``deliver`` through this side's encoder, if it has one."""
+        transform = self.transform
+        send, dst = (self.rtcp_send, self.rtcp_dst) if rtcp else (self.rtp_send, self.rtp_dst)
+        if transform is None:
+            self.deliver(origin, send, dst, n)
+            return
+        out = (transform.encode_rtcp if rtcp else transform.encode_rtp)(self.view[:n])
+        if out is None or dst is None:
+            origin.dropped += 1
+            return
+        try:
+            send(out, dst)
+        except OSError:
+            origin.dropped += 1
+            return
+        self.packets_out += 1
+        self.bytes_out += len(out)
 
     def not_rtp(self, n: int, addr: tuple[object, ...]) -> None:
         """Off the hot path: a datagram that is not relayed.  Not RTP at all (DTLS,
@@ -389,6 +503,19 @@ class RelayStream:
         self.relay.loop.add_reader(fd, callback)
         self._fds.append(fd)
 
+    def _rewatch(self) -> None:
+        """Plain callbacks while neither side has a transform, secure ones otherwise
+        (``add_reader`` replaces the callback of a watched descriptor)."""
+        if self.closed:
+            return
+        secure = any(side.transform is not None for side in self._sides.values())
+        for side in self._sides.values():
+            self.relay.loop.add_reader(side.pair.rtp.fileno(),
+                                       side.on_rtp_secure if secure else side.on_rtp)
+            if side.pair.rtcp is not None:
+                self.relay.loop.add_reader(side.pair.rtcp.fileno(),
+                                           side.on_rtcp_secure if secure else side.on_rtcp)
+
     def local(self, side: Side) -> tuple[str, int, int]:
         """(address to advertise, RTP port, RTCP port) of our end facing ``side``."""
         pair = self._sides[side].pair
@@ -435,22 +562,22 @@ class RelayStream:
 
     def send(self, side: Side, packet: bytearray) -> bool:
         """Send an RTP packet made here (a player) to ``side``, through its rewriter
-        and then its encoder, held or not; False when the side has no address yet,
-        the encoder refused it or the send failed."""
+        and then its transform (SRTP), held or not; False when the side has no
+        address yet, the transform refused it or the send failed."""
         target = self._sides[side]
         if self.closed or target.rtp_dst is None or not is_rtp(packet, len(packet)):
             return False
         if target.rewriter is not None:
             target.rewriter.rewrite(packet)
-        if target.encoder is None:
+        if target.transform is None:
             return self._send(target, target.rtp_send, target.rtp_dst, packet)
-        out = target.encoder(packet)
+        out = target.transform.encode_rtp(memoryview(packet))
         return out is not None and self._send(target, target.rtp_send, target.rtp_dst, out)
 
     def forward(self, from_side: Side, packet: bytearray) -> bool:
         """Relay an RTP packet a tap took from ``from_side`` (decrypted by the SRTP
         bridge, say) to the other side as the hot path would: ``from_side``'s
-        payload-type map, then ``send`` (rewriter, encoder); nothing while held."""
+        payload-type map, then ``send`` (rewriter, transform); nothing while held."""
         source = self._sides[from_side]
         target = source.peer
         if target.held or len(packet) < RTP_HEADER_SIZE:
@@ -462,11 +589,16 @@ class RelayStream:
         return self.send(target.name, packet)
 
     def send_rtcp(self, side: Side, packet: bytes | bytearray) -> bool:
-        """Send an RTCP packet (protected already if it must be) to ``side``'s RTCP
-        address, muxed or not."""
+        """Send an RTCP packet to ``side``'s RTCP address, muxed or not, through its
+        transform (SRTCP)."""
         target = self._sides[side]
         if self.closed or target.rtcp_dst is None:
             return False
+        if target.transform is not None:
+            out = target.transform.encode_rtcp(memoryview(packet))
+            if out is None:
+                return False
+            packet = out
         return self._send(target, target.rtcp_send, target.rtcp_dst, packet)
 
     def send_raw(self, side: Side, data: bytes, addr: tuple[object, ...] | None = None) -> bool:
@@ -491,7 +623,7 @@ class RelayStream:
 
     def set_rtcp_tap(self, from_side: Side, tap: Callable[[memoryview], None] | None) -> None:
         """Hand RTCP from ``from_side`` (its RTCP socket, or muxed on its RTP socket)
-        to ``tap`` instead of relaying it (SRTCP); send it on with ``send_rtcp``.
+        to ``tap``, decoded, instead of relaying it; send it on with ``send_rtcp``.
         The view is of the shared buffer, valid during the call only."""
         self._sides[from_side].rtcp_tap = tap
 
@@ -501,11 +633,12 @@ class RelayStream:
         source address, unchecked, instead of dropping them."""
         self._sides[side].raw_handler = handler
 
-    def set_encoder(self, side: Side, encoder: Encoder | None) -> None:
-        """The last step of every RTP packet ``send`` and ``forward`` give ``side``,
-        after its rewriter (SRTP protect); the hot path never sees it, so an
-        encoded side must have taps on both sides of the stream."""
-        self._sides[side].encoder = encoder
+    def set_transform(self, side: Side, transform: Transform | None) -> None:
+        """Decode what ``side`` sends before anything else sees it and encode what
+        is sent to it after everything else (SRTP: unprotect, protect); None makes
+        the side plain again."""
+        self._sides[side].transform = transform
+        self._rewatch()
 
     def counters(self, side: Side) -> SideCounters:
         return self._sides[side].counters()

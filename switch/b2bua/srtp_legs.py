@@ -26,12 +26,12 @@ and with our answer line for X.  ``media.offer_answer`` copies the rest.
 
 The keys of each answered m-line become an ``SrtpSide`` per relay side (None:
 plain), kept while the same keys are renegotiated (183 then 200, session
-refreshes), so no keystream is started twice.  ``wire`` sets the relay: as
-soon as one side of a stream is SRTP, both sides get an RTP tap and an RTCP
-tap (``RelayStream.set_tap``/``set_rtcp_tap``); an SRTP side's packets are
-unprotected there and handed back with ``RelayStream.forward`` (payload-type
-map, rewriter), and an SRTP side's ``encoder`` protects what is sent to it,
-players included.  A stream with two plain sides keeps the plain hot path.
+refreshes), so no keystream is started twice.  ``wire`` gives each SRTP side
+of a stream a ``media.relay.Transform`` (``RelayStream.set_transform``): the
+relay unprotects what the side sends before anything else sees it and
+protects what goes to it last, so recording, DTMF detection, transcoding
+taps, players and rewriters all work on plain RTP; RTCP likewise (SRTCP).
+A stream with two plain sides keeps the plain hot path.
 
 DTLS-SRTP (RFC 5763/5764, UDP/TLS/RTP/SAVP): an offer with ``a=fingerprint``
 and ``a=setup`` is answered with the fingerprint of the call's certificate
@@ -58,7 +58,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -75,7 +75,7 @@ from media.dtls import (
     dtls_role,
     remote_fingerprints,
 )
-from media.relay import Encoder, RawHandler, Side
+from media.relay import DROP_ALL, RawHandler, Side, Transform
 from media.sdes import CryptoAttribute, accept_crypto, answer_crypto, offer_crypto
 from media.sdp import (
     NOT_ACCEPTABLE_HERE,
@@ -84,14 +84,13 @@ from media.sdp import (
     SdpError,
     SessionDescription,
 )
-from media.srtp import SrtpBridge, SrtpKeys, SrtpSide
+from media.srtp import SrtpKeys, SrtpSide
 
 from .media import Leg
 
 log = logging.getLogger("centrala.media")
 
 KEYING_ATTRIBUTES = ("crypto", "fingerprint", "setup", "tls-id")  # one leg's, never relayed
-_OTHER: dict[Side, Side] = {"a": "b", "b": "a"}
 SIDES: tuple[Side, Side] = ("a", "b")
 PLAIN_PROTOS = ("RTP/AVP", "RTP/AVPF")  # kept as offered towards a plain leg
 
@@ -106,12 +105,7 @@ class Encryption(enum.StrEnum):
 class SrtpStream(Protocol):
     """What the bridge needs of a relayed stream (``media.relay.RelayStream``)."""
 
-    def set_tap(self, from_side: Side, tap: Callable[[memoryview], None] | None) -> None: ...
-    def set_rtcp_tap(self, from_side: Side,
-                     tap: Callable[[memoryview], None] | None) -> None: ...
-    def set_encoder(self, side: Side, encoder: Encoder | None) -> None: ...
-    def forward(self, from_side: Side, packet: bytearray) -> bool: ...
-    def send_rtcp(self, side: Side, packet: bytes | bytearray) -> bool: ...
+    def set_transform(self, side: Side, transform: Transform | None) -> None: ...
     def set_raw_handler(self, side: Side, handler: RawHandler | None) -> None: ...
     def send_raw(self, side: Side, data: bytes, addr: tuple[object, ...] | None = None
                  ) -> bool: ...
@@ -350,20 +344,22 @@ class SrtpLegs:
                     link.start(stream)
 
     def rewire(self, index: int) -> None:
-        """Set one stream's taps from the current keys (a DTLS handshake just gave some)."""
+        """Set one stream's transforms from the current keys (a DTLS handshake just gave some)."""
         stream = self._streams.get(index)
         if stream is None:
             return
-        a, b = self.sides.get((index, "a")), self.sides.get((index, "b"))
-        waiting = {s for s in SIDES if (index, s) in self.links and (index, s) not in self.sides}
-        if a is None and b is None and not waiting:
-            _unwire(stream)
+        kinds = []
+        for side in SIDES:
+            srtp = self.sides.get((index, side))
+            waiting = srtp is None and (index, side) in self.links
+            stream.set_transform(side, DROP_ALL if waiting else
+                                 None if srtp is None else srtp_transform(srtp))
+            kinds.append("DTLS (keying)" if waiting else "SRTP" if srtp else "RTP")
+        if kinds == ["RTP", "RTP"]:
             self._wired.discard(index)
-            return
-        _wire(stream, SrtpBridge(a, b), waiting)
-        self._wired.add(index)
-        log.debug("[%s] stream %d: side a %s, side b %s", self.call_ref, index,
-                  _kind(a, "a" in waiting), _kind(b, "b" in waiting))
+        else:
+            self._wired.add(index)
+        log.debug("[%s] stream %d: side a %s, side b %s", self.call_ref, index, *kinds)
 
     def keyed(self, link: DtlsLink, keys: SrtpSide) -> None:
         """A DTLS handshake finished and its fingerprint matched: its side speaks SRTP."""
@@ -460,10 +456,6 @@ class DtlsLink:
             stream.set_raw_handler(self.side, None)
 
 
-def _kind(side: SrtpSide | None, waiting: bool) -> str:
-    return "DTLS (keying)" if waiting else "SRTP" if side else "RTP"
-
-
 def _crypto(line: CryptoAttribute) -> Attribute:
     return Attribute("crypto", str(line))
 
@@ -472,67 +464,11 @@ def _same(side: SrtpSide, remote: SrtpKeys, local: SrtpKeys) -> bool:
     return side.receive.keys == remote and side.send.keys == local
 
 
-def _wire(stream: SrtpStream, bridge: SrtpBridge, waiting: Set[Side] = frozenset()) -> None:
-    """Taps on both sides; an encoder on each SRTP side.  A ``waiting`` side (DTLS
-    not keyed yet) neither gets nor gives media."""
-    for side in ("a", "b"):
-        srtp = bridge.sides[side]
-        if side in waiting or _OTHER[side] in waiting:
-            stream.set_tap(side, _drop)
-            stream.set_rtcp_tap(side, _drop)
-        else:
-            stream.set_tap(side, _rtp_tap(stream, side, srtp))
-            stream.set_rtcp_tap(side, _rtcp_tap(stream, side, bridge))
-        encoder = _refuse if side in waiting else None if srtp is None else srtp.send.protect
-        stream.set_encoder(side, encoder)
-
-
-def _drop(packet: memoryview) -> None:
-    return None
-
-
-def _refuse(packet: bytearray) -> None:
-    return None
-
-
-def _unwire(stream: SrtpStream) -> None:
-    for side in ("a", "b"):
-        stream.set_encoder(side, None)
-        stream.set_tap(side, None)
-        stream.set_rtcp_tap(side, None)
-
-
-def _rtp_tap(stream: SrtpStream, from_side: Side,
-             srtp: SrtpSide | None) -> Callable[[memoryview], None]:
-    """RTP from ``from_side``: unprotected if it speaks SRTP, then relayed on through
-    ``forward`` (which protects it when the other side speaks SRTP)."""
-    forward = stream.forward
-    if srtp is None:
-        def plain(packet: memoryview) -> None:
-            forward(from_side, bytearray(packet))
-
-        return plain
-    unprotect = srtp.receive.unprotect
-
-    def decrypt(packet: memoryview) -> None:
-        out = unprotect(packet)
-        if out is not None:
-            forward(from_side, bytearray(out))
-
-    return decrypt
-
-
-def _rtcp_tap(stream: SrtpStream, from_side: Side,
-              bridge: SrtpBridge) -> Callable[[memoryview], None]:
-    to_side = _OTHER[from_side]
-    send, rtcp = stream.send_rtcp, bridge.rtcp
-
-    def tap(packet: memoryview) -> None:
-        out = rtcp(from_side, packet)
-        if out is not None:
-            send(to_side, out)
-
-    return tap
+def srtp_transform(side: SrtpSide) -> Transform:
+    """The relay's view of an SRTP side: the peer's packets unprotected on
+    arrival, ours protected on departure."""
+    return Transform(side.receive.unprotect, side.receive.unprotect_rtcp,
+                     side.send.protect, side.send.protect_rtcp)
 
 
 __all__ = ["Encryption", "SrtpLegs", "SrtpStream", "is_dtls", "is_srtp"]

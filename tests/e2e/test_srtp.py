@@ -160,3 +160,17 @@ def test_dtls_srtp_caller_and_plain_callee_hear_each_other(
 
     heard_each_other(caller, callee, report)
     assert ports_released(c), status(c)
+
+
+def test_required_callee_on_a_plain_phone_is_never_offered_plain_rtp(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    config = call_config(config_copy)
+    edit_tenant(config, lambda data: extension(data, "101").update(encryption="required"))
+    c = start_centrala(config)
+    caller, callee, report = call_and_record(c, tmp_path, None, None)
+    offers = callee.received_sdps()
+    assert offers and all(proto(o) == "RTP/SAVP" and crypto_keys(o) for o in offers), report
+    responses = [m.split("\n", 1)[0] for m in caller.received() if m.startswith("SIP/2.0")]
+    assert any(r.startswith("SIP/2.0 488") for r in responses), (responses, report)
+    assert ports_released(c), status(c)

@@ -21,14 +21,14 @@ import pytest
 from dialplan.loader import ConfigError, load_config
 from media.dtls import DtlsCertificate, DtlsRole, DtlsSession, DtlsState, Fingerprint
 from media.ports import PortAllocator
-from media.relay import Encoder, MediaRelay, Rewriter
+from media.relay import MediaRelay, Rewriter, Transform
 from media.rtp import RtcpReceiverReport, RtpPacket, read_seq_ts_ssrc
 from media.sdes import CryptoAttribute, offer_crypto
 from media.sdp import SdpError, SessionDescription
-from media.srtp import SrtpBridge, SrtpContext, SrtpDirection, SrtpKeys, SrtpSide
+from media.srtp import SrtpContext, SrtpDirection, SrtpKeys, SrtpSide
 from switch.b2bua.call import Attempt, CallState
 from switch.b2bua.media import Leg
-from switch.b2bua.srtp_legs import Encryption, SrtpLegs, _unwire, _wire
+from switch.b2bua.srtp_legs import Encryption, SrtpLegs, srtp_transform
 from tests.unit.test_anchor import B_SDP, FakeRelay, FakeStream, ack_from_a, anchored_call
 from tests.unit.test_call import INVITE, PHONE1, SDP, reply, target
 
@@ -44,25 +44,11 @@ BEST_EFFORT_SDP = SDP + f"a=crypto:{A_KEY}\r\n".encode()  # RTP/AVP with a=crypt
 # -- through the Call, fake relay -----------------------------------------------------------
 @dataclass
 class FakeSrtpStream(FakeStream):
-    taps: dict[str, object] = field(default_factory=dict)
-    rtcp_taps: dict[str, object] = field(default_factory=dict)
-    encoders: dict[str, Encoder | None] = field(default_factory=dict)
+    transforms: dict[str, Transform | None] = field(default_factory=dict)
     raw: dict[str, object] = field(default_factory=dict)
 
-    def set_tap(self, from_side: str, tap: object) -> None:
-        self.taps[from_side] = tap
-
-    def set_rtcp_tap(self, from_side: str, tap: object) -> None:
-        self.rtcp_taps[from_side] = tap
-
-    def set_encoder(self, side: str, encoder: Encoder | None) -> None:
-        self.encoders[side] = encoder
-
-    def forward(self, from_side: str, packet: bytearray) -> bool:
-        return True
-
-    def send_rtcp(self, side: str, packet: bytes | bytearray) -> bool:
-        return True
+    def set_transform(self, side: str, transform: Transform | None) -> None:
+        self.transforms[side] = transform
 
     def set_raw_handler(self, side: str, handler: object) -> None:
         self.raw[side] = handler
@@ -127,9 +113,10 @@ def test_sdes_caller_plain_callee_each_leg_its_own_keys() -> None:
     assert (0, "b") not in session.srtp.sides
     (stream,) = relay.streams
     assert isinstance(stream, FakeSrtpStream)
-    assert set(stream.taps) == {"a", "b"} and all(stream.taps.values())
-    assert set(stream.rtcp_taps) == {"a", "b"} and all(stream.rtcp_taps.values())
-    assert stream.encoders["a"] is not None and stream.encoders["b"] is None
+    transform = stream.transforms["a"]
+    assert transform is not None and stream.transforms["b"] is None
+    protected = SrtpContext(A_KEY.srtp_keys, SrtpDirection.SEND).protect(rtp(1))
+    assert protected is not None and transform.decode_rtp(memoryview(protected)) == rtp(1)
     assert call.state is CallState.ANSWERED  # type: ignore[attr-defined]
 
 
@@ -144,7 +131,7 @@ def test_plain_call_wires_nothing() -> None:
     _, env, relay = call_through(SDP)
     (stream,) = relay.streams
     assert isinstance(stream, FakeSrtpStream)
-    assert stream.taps == {} and stream.encoders == {}
+    assert stream.transforms == {}
     assert b"a=crypto" not in env.responses[-1][1].body  # type: ignore[attr-defined]
 
 
@@ -196,7 +183,7 @@ def test_offers_the_callers_setting_refuses_get_488(body: bytes, encryption: dic
 def test_encryption_off_ignores_best_effort_crypto() -> None:
     _, env, relay = call_through(BEST_EFFORT_SDP, e100="off")
     assert b"a=crypto" not in env.responses[-1][1].body  # type: ignore[attr-defined]
-    assert relay.streams[0].taps == {}  # type: ignore[attr-defined]
+    assert relay.streams[0].transforms == {}  # type: ignore[attr-defined]
 
 
 def test_reinvite_towards_an_srtp_caller_stays_srtp_and_release_forgets_keys() -> None:
@@ -312,7 +299,7 @@ def bridged(relay: MediaRelay, sockets: list[socket.socket], mux_a: bool = False
     sockets += [a, b]
     stream.set_remote("a", a.getsockname(), a.getsockname() if mux_a else None)
     stream.set_remote("b", b.getsockname())
-    _wire(stream, SrtpBridge(SrtpSide.of(KEY_A, KEY_US), None))
+    stream.set_transform("a", srtp_transform(SrtpSide.of(KEY_A, KEY_US)))
     return Bridged(stream, a, b, (HOST, stream.local("a")[1]), (HOST, stream.local("b")[1]))
 
 
@@ -333,6 +320,21 @@ async def test_srtp_side_bridged_to_a_plain_side_both_ways(
     c.a.sendto(b"\x80\x00" + protected[2:], c.to_a)  # tampered: dropped by the bridge
     c.a.sendto(c.phone_send.protect(rtp(3)) or b"", c.to_a)
     assert await recv(c.b) == rtp(3, pt=8)
+
+
+async def test_watchers_and_taps_see_plain_rtp_and_tapped_packets_are_protected(
+    relay: MediaRelay, sockets: list[socket.socket]
+) -> None:
+    c = bridged(relay, sockets)
+    stream = c.stream
+    seen: list[bytes] = []
+    stream.set_watcher("a", lambda p: seen.append(bytes(p)))  # type: ignore[attr-defined]
+    stream.set_tap("b", lambda p: stream.forward("b", bytearray(p)))  # type: ignore[attr-defined]
+    stream.set_pt_map("b", {0: 8})  # type: ignore[attr-defined]
+    c.a.sendto(c.phone_send.protect(rtp(5)) or b"", c.to_a)
+    assert await recv(c.b) == rtp(5) and seen == [rtp(5)]  # recording/DTMF see plain RTP
+    c.b.sendto(rtp(6, ssrc=0x2222), c.to_b)  # through a tap (transcoding), then protected
+    assert c.phone_recv.unprotect(await recv(c.a)) == rtp(6, pt=8, ssrc=0x2222)
 
 
 async def test_player_packets_are_rewritten_then_protected(
@@ -403,7 +405,7 @@ async def test_dtls_and_stun_reach_the_raw_handler_and_send_raw_answers(
 async def test_unwired_stream_relays_plain_again(relay: MediaRelay,
                                                  sockets: list[socket.socket]) -> None:
     c = bridged(relay, sockets)
-    _unwire(c.stream)  # type: ignore[arg-type]
+    c.stream.set_transform("a", None)  # type: ignore[attr-defined]
     c.a.sendto(rtp(4), c.to_a)
     assert await recv(c.b) == rtp(4)
 
