@@ -406,8 +406,12 @@ class DtlsLink:
         if addr[0] != self.params.peer_ip or classify(data) is not PacketKind.DTLS:
             return  # STUN (no ICE here) or someone else's
         self.addr = addr
-        self._send(self.session.receive(bytes(data)))
-        self._check()
+        try:
+            self._send(self.session.receive(bytes(data)))
+            self._check()
+        except Exception:  # network input must not escape into the event loop
+            log.exception("[%s] DTLS datagram on stream %d side %s", self.legs.call_ref,
+                          self.index, self.side)
 
     def _check(self) -> None:
         state = self.session.state
@@ -440,8 +444,12 @@ class DtlsLink:
 
     def _on_timer(self) -> None:
         self.timer = None
-        self._send(self.session.handle_timeout())
-        self._check()
+        try:
+            self._send(self.session.handle_timeout())
+            self._check()
+        except Exception:
+            log.exception("[%s] DTLS retransmission on stream %d side %s", self.legs.call_ref,
+                          self.index, self.side)
 
     def close(self) -> None:
         """close_notify to the peer, the timer cancelled, the raw handler removed."""

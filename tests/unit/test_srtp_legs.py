@@ -373,6 +373,24 @@ async def test_srtcp_is_bridged_muxed_or_not(relay: MediaRelay, sockets: list[so
     assert got != b_report and c.phone_recv.unprotect_rtcp(got) == b_report
 
 
+@pytest.mark.parametrize("mux", [False, True])
+async def test_rtcp_tap_takes_rtcp_and_send_rtcp_sends_it(
+    relay: MediaRelay, sockets: list[socket.socket], mux: bool
+) -> None:
+    stream = relay.open("c", mux_a=mux)
+    a, b, a_rtcp, b_rtcp = udp(), udp(), udp(), udp()
+    sockets += [a, b, a_rtcp, b_rtcp]
+    stream.set_remote("a", a.getsockname(), a.getsockname() if mux else a_rtcp.getsockname())
+    stream.set_remote("b", b.getsockname(), b_rtcp.getsockname())
+    taken: list[bytes] = []
+    stream.set_rtcp_tap("a", lambda p: taken.append(bytes(p)))
+    report = bytes(RtcpReceiverReport(0x1111))
+    (a if mux else a_rtcp).sendto(report, (HOST, stream.local("a")[2]))
+    a.sendto(rtp(1), (HOST, stream.local("a")[1]))  # RTP still relayed, after the RTCP
+    assert await recv(b) == rtp(1) and taken == [report]
+    assert stream.send_rtcp("b", report) and await recv(b_rtcp) == report
+
+
 async def test_dtls_and_stun_reach_the_raw_handler_and_send_raw_answers(
     relay: MediaRelay, sockets: list[socket.socket]
 ) -> None:
