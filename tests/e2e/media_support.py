@@ -1,9 +1,12 @@
 """Helpers shared by the end-to-end media tests: tones, their analysis, SDP peeks and
 the switch's RTP port count.
 
-* ``write_tone`` makes a mono 8 kHz WAV of one frequency; ``dominant_frequency``
-  finds the strongest frequency of the loudest second of a recording (Goertzel,
-  one DFT bin per 20 Hz step), with its RMS.
+* ``write_tone`` makes a WAV of one frequency (8 kHz mono unless told);
+  ``dominant_frequency`` finds the strongest frequency of the loudest second of
+  a recording (Goertzel, one DFT bin per 20 Hz step), with its RMS.
+* ``sipp_call_rtp`` runs a SIPp caller scenario against a SIPp callee whose
+  SDP names a socket of the test (``@RTP_PORT@``), and returns the RTP that
+  reached that socket.
 * ``sdp_port``/``sdp_line``/``body`` read SIP and SDP text as the peers logged it.
 * ``status``/``ports_released`` ask ``centrala status`` whether any RTP port is
   still allocated; ``registered`` whether a phone is in the registrar.
@@ -14,13 +17,15 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import struct
 import wave
 from pathlib import Path
 
-from tests.e2e.calls_support import DOMAIN
+from tests.e2e.calls_support import DOMAIN, Background, dial, register, reports, udp_bound
 from tests.e2e.conftest import Centrala, rtp_ports
 from tests.e2e.registrar_support import cli, wait_for
+from tests.e2e.sipp import SCENARIO_DIR, SippResult, run_sipp
 
 RATE = 8000
 
@@ -28,14 +33,17 @@ RATE = 8000
 # --------------------------------------------------------------------------- audio
 
 
-def write_tone(path: Path, freq: float, seconds: float) -> Path:
+def write_tone(path: Path, freq: float, seconds: float, rate: int = RATE,
+               channels: int = 1) -> Path:
+    """A tone WAV; baresip's aufile wants the rate and channels of the codec it feeds
+    (48 kHz stereo for opus, 16 kHz for G.722)."""
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(rate)
         w.writeframes(b"".join(
-            struct.pack("<h", round(12000 * math.sin(2 * math.pi * freq * i / RATE)))
-            for i in range(int(RATE * seconds))))
+            struct.pack("<h", round(12000 * math.sin(2 * math.pi * freq * i / rate))) * channels
+            for i in range(int(rate * seconds))))
     return path
 
 
@@ -49,10 +57,12 @@ def _goertzel(samples: list[int], rate: int, freq: float) -> float:
 
 
 def dominant_frequency(path: Path) -> tuple[float, float]:
-    """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a mono WAV."""
+    """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a WAV
+    (its first channel)."""
     with wave.open(str(path)) as w:
-        rate, frames = w.getframerate(), w.readframes(w.getnframes())
-    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))
+        rate, channels = w.getframerate(), w.getnchannels()
+        frames = w.readframes(w.getnframes())
+    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))[::channels]
     seconds = [samples[i:i + rate] for i in range(0, max(len(samples) - rate + 1, 1), rate)]
     loudest = max(seconds, key=lambda s: sum(x * x for x in s))
     rms = math.sqrt(sum(x * x for x in loudest) / max(len(loudest), 1))
@@ -100,3 +110,42 @@ def sdp_line(sdp: str, kind: str) -> str:
 
 def body(message: str) -> str:
     return re.split(r"\r?\n\r?\n", message, maxsplit=1)[1]
+
+
+# --------------------------------------------------------------------------- SIPp with RTP
+
+
+Datagram = tuple[bytes, tuple[str, int]]
+
+
+def sipp_call_rtp(c: Centrala, tmp_path: Path, uac: str, uas: str
+                  ) -> tuple[SippResult, SippResult, list[Datagram]]:
+    """100 calls 101 with SIPp scenarios ``uac`` and ``uas`` (both must succeed): their
+    results and the datagrams (with their sources) that 101's SDP port, a socket of
+    this test (``@RTP_PORT@``), received."""
+    phone = register(c, "101")
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    workdir = tmp_path / "uas"
+    workdir.mkdir()
+    scenario = workdir / uas
+    scenario.write_text((SCENARIO_DIR / uas).read_text().replace(
+        "@RTP_PORT@", str(rtp.getsockname()[1])))
+    callee = Background(lambda: run_sipp(
+        scenario, None, timeout_s=15, workdir=workdir, local_port=phone.port, trace_msg=True,
+        extra=["-i", phone.host]), workdir)
+    assert wait_for(lambda: udp_bound(phone.host, phone.port), 5.0, 0.02)
+    packets: list[Datagram] = []
+    try:
+        caller = dial(c, "100", "101", tmp_path / "uac", scenario=uac, timeout_s=15)
+        answered = callee.result()
+        assert caller.returncode == 0 and answered.returncode == 0, reports(caller, answered)
+        while True:
+            try:
+                packets.append(rtp.recvfrom(2048))
+            except BlockingIOError:
+                break
+    finally:
+        rtp.close()
+    return caller, answered, packets

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,13 +25,9 @@ from tests.e2e.baresip import Baresip
 from tests.e2e.calls_support import (
     CREDENTIALS,
     DOMAIN,
-    Background,
     call_config,
-    dial,
     invites,
-    register,
     reports,
-    udp_bound,
 )
 from tests.e2e.conftest import Centrala
 from tests.e2e.media_support import (
@@ -43,11 +38,12 @@ from tests.e2e.media_support import (
     rtp_range,
     sdp_line,
     sdp_port,
+    sipp_call_rtp,
     status,
     write_tone,
 )
 from tests.e2e.registrar_support import received_messages, wait_for
-from tests.e2e.sipp import SCENARIO_DIR, free_port, run_sipp
+from tests.e2e.sipp import free_port
 
 StartCentrala = Callable[..., Centrala]
 ConfigCopy = Callable[..., Path]
@@ -106,32 +102,8 @@ def test_sipp_rtp_is_anchored_and_hold_stops_it(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
     c = start_centrala(call_config(config_copy))
-    phone = register(c, "101")
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    rtp.setblocking(False)
-    workdir = tmp_path / "uas"
-    workdir.mkdir()
-    scenario = workdir / "media_uas_hold.xml"
-    scenario.write_text((SCENARIO_DIR / "media_uas_hold.xml").read_text().replace(
-        "@RTP_PORT@", str(rtp.getsockname()[1])))
-    uas = Background(lambda: run_sipp(
-        scenario, None, timeout_s=15, workdir=workdir, local_port=phone.port, trace_msg=True,
-        extra=["-i", phone.host]), workdir)
-    assert wait_for(lambda: udp_bound(phone.host, phone.port), 5.0, 0.02)
-    try:
-        caller = dial(c, "100", "101", tmp_path / "uac", scenario="media_uac_hold.xml",
-                      timeout_s=15)
-        callee = uas.result()
-        assert caller.returncode == 0 and callee.returncode == 0, reports(caller, callee)
-        packets = []
-        while True:
-            try:
-                packets.append(rtp.recvfrom(2048))
-            except BlockingIOError:
-                break
-    finally:
-        rtp.close()
+    caller, callee, packets = sipp_call_rtp(c, tmp_path, "media_uac_hold.xml",
+                                            "media_uas_hold.xml")
 
     # three INVITEs reached 101, all naming the same anchor of the switch
     sdps = [body(m) for m in invites(callee)]

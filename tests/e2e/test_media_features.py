@@ -20,95 +20,31 @@
 from __future__ import annotations
 
 import math
-import socket
 import struct
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from media.codecs import PCMU
 from tests.e2e.baresip import Baresip
-from tests.e2e.calls_support import (
-    CREDENTIALS,
-    DOMAIN,
-    Background,
-    call_config,
-    dial,
-    edit_tenant,
-    extension,
-    register,
-    reports,
-    udp_bound,
-)
+from tests.e2e.calls_support import CREDENTIALS, DOMAIN, call_config, edit_tenant, extension
 from tests.e2e.conftest import Centrala
 from tests.e2e.media_support import (
+    dominant_frequency,
     ports_released,
     registered,
+    sipp_call_rtp,
     status,
     write_tone,
 )
 from tests.e2e.registrar_support import wait_for
-from media.codecs import PCMU
-from tests.e2e.sipp import SCENARIO_DIR, free_port, run_sipp
+from tests.e2e.sipp import free_port
 
 StartCentrala = Callable[..., Centrala]
 ConfigCopy = Callable[..., Path]
-BLOCK_S = 0.25
 
 
-# --------------------------------------------------------------------------- analysis
-
-
-def _power(samples: list[int], rate: int, freq: float) -> float:
-    k = 2 * math.cos(2 * math.pi * freq / rate)
-    s1 = s2 = 0.0
-    for x in samples:
-        s1, s2 = x + k * s1 - s2, s1
-    return s1 * s1 + s2 * s2 - k * s1 * s2
-
-
-def timeline(path: Path, tone: float) -> str:
-    """One letter per 250 ms of a mono WAV: T the tone, M other audio, . silence."""
-    with wave.open(str(path)) as w:
-        rate, frames = w.getframerate(), w.readframes(w.getnframes())
-    samples = struct.unpack(f"<{len(frames) // 2}h", frames)
-    n = int(rate * BLOCK_S)
-    letters = []
-    for i in range(0, len(samples) - n + 1, n):
-        block = list(samples[i:i + n])
-        mean_square = sum(x * x for x in block) / n
-        if mean_square < 200**2:
-            letters.append(".")
-            continue
-        share = 2 * _power(block, rate, tone) / (n * n * mean_square)  # ~1 for a pure tone
-        letters.append("T" if share > 0.5 else "M" if share < 0.2 else "?")
-    return "".join(letters)
-
-
-def tone_wav(path: Path, freq: float, seconds: float, rate: int, channels: int = 1) -> Path:
-    """A tone as baresip's aufile wants it: the rate and channels of the codec it feeds."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(
-            struct.pack("<h", round(12000 * math.sin(2 * math.pi * freq * i / rate))) * channels
-            for i in range(int(rate * seconds))))
-    return path
-
-
-def heard(path: Path) -> tuple[float, float]:
-    """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a WAV's
-    first channel, at any rate."""
-    with wave.open(str(path)) as w:
-        rate, channels, frames = w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
-    samples = struct.unpack(f"<{len(frames) // 2}h", frames)[::channels]
-    seconds = [samples[i:i + rate] for i in range(0, max(len(samples) - rate + 1, 1), rate)]
-    loudest = max(seconds, key=lambda x: sum(v * v for v in x))
-    rms = math.sqrt(sum(v * v for v in loudest) / max(len(loudest), 1))
-    window = list(loudest[: rate // 4])
-    best = max(range(100, 3901, 20), key=lambda f: _power(window, rate, f))
-    return float(best), rms
+# --------------------------------------------------------------------------- helpers
 
 
 def phone(tmp_path: Path, number: str, c: Centrala, ip: str, source: Path, **kwargs: Any
@@ -126,8 +62,7 @@ def codecs_of(config_dir: Path, caller: list[str], callee: list[str]) -> None:
 
 
 def call_between(c: Centrala, tmp_path: Path, caller_kwargs: dict[str, Any],
-                 callee_kwargs: dict[str, Any], *, during: Callable[[Baresip], None] | None = None,
-                 ) -> tuple[Baresip, Baresip, str]:
+                 callee_kwargs: dict[str, Any]) -> tuple[Baresip, Baresip, str]:
     """101 (auto-answer) is called by 100; both run until their ``seconds`` are up."""
     callee = phone(tmp_path, "101", c, "127.0.0.4", **callee_kwargs)
     caller: Baresip | None = None
@@ -135,8 +70,6 @@ def call_between(c: Centrala, tmp_path: Path, caller_kwargs: dict[str, Any],
         assert wait_for(lambda: registered(c, "101"), 5.0), callee.report()
         caller = phone(tmp_path, "100", c, "127.0.0.3", dial=f"sip:101@{DOMAIN}",
                        **caller_kwargs)
-        if during is not None:
-            during(caller)
         caller.wait()
         callee.wait()
     finally:
@@ -157,32 +90,8 @@ def test_hold_plays_music_to_the_held_party_as_one_stream_with_the_call(
     (resumed); 101's RTP socket must get digits 1 and 3 and, in between, the
     tenant's music in PCMU, all from the switch's port as one RTP stream."""
     c = start_centrala(call_config(config_copy))
-    callee_phone = register(c, "101")
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    rtp.setblocking(False)
-    workdir = tmp_path / "uas"
-    workdir.mkdir()
-    scenario = workdir / "media_uas_hold.xml"
-    scenario.write_text((SCENARIO_DIR / "media_uas_hold.xml").read_text().replace(
-        "@RTP_PORT@", str(rtp.getsockname()[1])))
-    uas = Background(lambda: run_sipp(
-        scenario, None, timeout_s=15, workdir=workdir, local_port=callee_phone.port,
-        trace_msg=True, extra=["-i", callee_phone.host]), workdir)
-    assert wait_for(lambda: udp_bound(callee_phone.host, callee_phone.port), 5.0, 0.02)
-    try:
-        caller = dial(c, "100", "101", tmp_path / "uac", scenario="media_uac_hold.xml",
-                      timeout_s=15)
-        callee = uas.result()
-        assert caller.returncode == 0 and callee.returncode == 0, reports(caller, callee)
-        packets = []
-        while True:
-            try:
-                packets.append(rtp.recv(2048))
-            except BlockingIOError:
-                break
-    finally:
-        rtp.close()
+    _, _, received = sipp_call_rtp(c, tmp_path, "media_uac_hold.xml", "media_uas_hold.xml")
+    packets = [data for data, _ in received]
     report = c.log_tail()
     kinds = ["E" if p[1] & 0x7F == 101 else "A" if p[1] & 0x7F == 0 else "?" for p in packets]
     events = [p[12] for p in packets if p[1] & 0x7F == 101]
@@ -218,13 +127,13 @@ def _transcoded_call(start_centrala: StartCentrala, config_copy: ConfigCopy, tmp
         c, tmp_path,
         {"source": write_tone(tmp_path / "1khz.wav", 1000, 5), "seconds": 8,
          "codecs": caller_codec},
-        {"source": tone_wav(tmp_path / "400hz.wav", 400, 10, callee_rate, channels), "seconds": 10,
-         "codecs": callee_account, "codec_modules": (callee_module,)})
+        {"source": write_tone(tmp_path / "400hz.wav", 400, 10, callee_rate, channels),
+         "seconds": 10, "codecs": callee_account, "codec_modules": (callee_module,)})
     offer_to_101 = callee.received_sdps()[0]
     assert callee_codec.lower() in offer_to_101.lower(), (offer_to_101, report)
     assert caller_codec in caller.received_sdps()[-1], report
     for p, tone in ((callee, 1000.0), (caller, 400.0)):
-        freq, rms = heard(p.recording())
+        freq, rms = dominant_frequency(p.recording())
         assert rms > 500 and abs(freq - tone) <= 40, (p.home, freq, rms, report)
     assert ports_released(c), status(c)
 
@@ -250,32 +159,8 @@ def test_info_becomes_rfc4733_events_on_the_other_leg(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
     c = start_centrala(call_config(config_copy))
-    callee_phone = register(c, "101")
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    rtp.setblocking(False)
-    workdir = tmp_path / "uas"
-    workdir.mkdir()
-    scenario = workdir / "media_uas_info.xml"
-    scenario.write_text((SCENARIO_DIR / "media_uas_info.xml").read_text().replace(
-        "@RTP_PORT@", str(rtp.getsockname()[1])))
-    uas = Background(lambda: run_sipp(
-        scenario, None, timeout_s=15, workdir=workdir, local_port=callee_phone.port,
-        trace_msg=True, extra=["-i", callee_phone.host]), workdir)
-    assert wait_for(lambda: udp_bound(callee_phone.host, callee_phone.port), 5.0, 0.02)
-    try:
-        caller = dial(c, "100", "101", tmp_path / "uac", scenario="media_uac_info.xml",
-                      timeout_s=15)
-        callee = uas.result()
-        assert caller.returncode == 0 and callee.returncode == 0, reports(caller, callee)
-        packets = []
-        while True:
-            try:
-                packets.append(rtp.recv(2048))
-            except BlockingIOError:
-                break
-    finally:
-        rtp.close()
+    _, _, received = sipp_call_rtp(c, tmp_path, "media_uac_info.xml", "media_uas_info.xml")
+    packets = [data for data, _ in received]
     events = [p for p in packets if p[1] & 0x7F == 101]
     assert events, f"no telephone-event reached 101\n{c.log_tail()}"
     assert {p[12] for p in events} == {5}, [p[12:16].hex() for p in events]
