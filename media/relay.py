@@ -289,15 +289,9 @@ class _Side:
 
     def on_rtcp(self) -> None:
         """The RTCP socket (no mux) is readable: relay one compound packet to the peer."""
-        try:
-            n, addr = self.rtcp_recv(self.buf)
-        except OSError:
+        n = self.receive_rtcp()
+        if not n:
             return
-        if not is_rtcp(self.buf, n) or (addr != self.rtcp_src and not self.accept(addr, True)):
-            self.dropped += 1
-            return
-        self.rtcp_in += 1
-        self.bytes_in += n
         if self.rtcp_tap is not None:
             self.rtcp_tap(self.view[:n])
             return
@@ -347,16 +341,23 @@ class _Side:
 
     def on_rtcp_secure(self) -> None:
         """``on_rtcp`` for a stream with SRTP."""
+        n = self.receive_rtcp()
+        if n:
+            self.relay_rtcp_secure(n)
+
+    def receive_rtcp(self) -> int:
+        """Read one datagram from the RTCP socket into the shared buffer: its length
+        if it is RTCP from the latched (or a latchable) source, else 0."""
         try:
             n, addr = self.rtcp_recv(self.buf)
         except OSError:
-            return
+            return 0
         if not is_rtcp(self.buf, n) or (addr != self.rtcp_src and not self.accept(addr, True)):
             self.dropped += 1
-            return
+            return 0
         self.rtcp_in += 1
         self.bytes_in += n
-        self.relay_rtcp_secure(n)
+        return n
 
     def relay_rtcp_secure(self, n: int) -> None:
         transform = self.transform

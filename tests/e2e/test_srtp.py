@@ -85,6 +85,20 @@ def call_and_record(c: Centrala, tmp_path: Path, caller_enc: str | None,
     return caller, callee, caller.report() + "\n" + callee.report() + "\n" + c.log_tail()
 
 
+def switch_with(start_centrala: StartCentrala, config_copy: ConfigCopy,
+                **encryption: str) -> Centrala:
+    """The switch with ``encryption`` set per extension: ``switch_with(..., e101="required")``."""
+    config = call_config(config_copy)
+    for key, value in encryption.items():
+        edit_tenant(config, lambda data, n=key[1:], v=value: extension(data, n).update(
+            encryption=v))
+    return start_centrala(config)
+
+
+def status_lines(phone: Baresip) -> list[str]:
+    return [m.split("\n", 1)[0] for m in phone.received() if m.startswith("SIP/2.0")]
+
+
 def heard_each_other(caller: Baresip, callee: Baresip, report: str) -> None:
     for p, tone in ((callee, 1000.0), (caller, 400.0)):
         freq, rms = dominant_frequency(p.recording())
@@ -94,7 +108,7 @@ def heard_each_other(caller: Baresip, callee: Baresip, report: str) -> None:
 def test_sdes_caller_and_plain_callee_hear_each_other(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
-    c = start_centrala(call_config(config_copy))
+    c = switch_with(start_centrala, config_copy)
     caller, callee, report = call_and_record(c, tmp_path, "srtp-mand", None)
 
     (offer_to_101,) = callee.received_sdps()
@@ -115,9 +129,7 @@ def test_sdes_caller_and_plain_callee_hear_each_other(
 def test_required_callee_gets_srtp_from_a_plain_caller(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
-    config = call_config(config_copy)
-    edit_tenant(config, lambda data: extension(data, "101").update(encryption="required"))
-    c = start_centrala(config)
+    c = switch_with(start_centrala, config_copy, e101="required")
     caller, callee, report = call_and_record(c, tmp_path, None, "srtp-mand")
 
     (offer_to_101,) = callee.received_sdps()
@@ -131,11 +143,9 @@ def test_required_callee_gets_srtp_from_a_plain_caller(
 def test_required_caller_offering_plain_rtp_gets_488(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
-    config = call_config(config_copy)
-    edit_tenant(config, lambda data: extension(data, "100").update(encryption="required"))
-    c = start_centrala(config)
+    c = switch_with(start_centrala, config_copy, e100="required")
     caller, callee, report = call_and_record(c, tmp_path, None, None)
-    responses = [m.split("\n", 1)[0] for m in caller.received() if m.startswith("SIP/2.0")]
+    responses = status_lines(caller)
     assert any(r.startswith("SIP/2.0 488") for r in responses), (responses, report)
     assert not callee.received_sdps(), report  # nothing rang
     assert ports_released(c), status(c)
@@ -144,7 +154,7 @@ def test_required_caller_offering_plain_rtp_gets_488(
 def test_dtls_srtp_caller_and_plain_callee_hear_each_other(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
-    c = start_centrala(call_config(config_copy))
+    c = switch_with(start_centrala, config_copy)
     caller, callee, report = call_and_record(c, tmp_path, "dtls_srtp", None)
 
     (offer_to_101,) = callee.received_sdps()
@@ -165,12 +175,10 @@ def test_dtls_srtp_caller_and_plain_callee_hear_each_other(
 def test_required_callee_on_a_plain_phone_is_never_offered_plain_rtp(
     start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
 ) -> None:
-    config = call_config(config_copy)
-    edit_tenant(config, lambda data: extension(data, "101").update(encryption="required"))
-    c = start_centrala(config)
+    c = switch_with(start_centrala, config_copy, e101="required")
     caller, callee, report = call_and_record(c, tmp_path, None, None)
     offers = callee.received_sdps()
     assert offers and all(proto(o) == "RTP/SAVP" and crypto_keys(o) for o in offers), report
-    responses = [m.split("\n", 1)[0] for m in caller.received() if m.startswith("SIP/2.0")]
+    responses = status_lines(caller)
     assert any(r.startswith("SIP/2.0 488") for r in responses), (responses, report)
     assert ports_released(c), status(c)

@@ -31,6 +31,8 @@ from switch.b2bua.media import Leg
 from switch.b2bua.srtp_legs import Encryption, SrtpLegs, srtp_transform
 from tests.unit.test_anchor import B_SDP, FakeRelay, FakeStream, ack_from_a, anchored_call
 from tests.unit.test_call import INVITE, PHONE1, SDP, reply, target
+from tests.unit.test_relay import recv as recv_from
+from tests.unit.test_relay import udp
 
 HOST = "127.0.0.1"
 LOW, HIGH = 31500, 31599
@@ -230,29 +232,8 @@ def test_encryption_defaults_and_bad_values_with_file_and_line(tmp_path: Path) -
 
 
 # -- the relay hooks on loopback ----------------------------------------------------------
-def udp() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    sock.bind((HOST, 0))
-    return sock
-
-
 async def recv(sock: socket.socket) -> bytes:
-    loop = asyncio.get_running_loop()
-    got: asyncio.Future[bytes] = loop.create_future()
-
-    def readable() -> None:
-        if not got.done():
-            try:
-                got.set_result(sock.recv(2048))
-            except BlockingIOError:
-                pass
-
-    loop.add_reader(sock.fileno(), readable)
-    try:
-        return await asyncio.wait_for(got, WAIT_S)
-    finally:
-        loop.remove_reader(sock.fileno())
+    return (await recv_from(sock))[0]
 
 
 @pytest.fixture
@@ -448,70 +429,79 @@ async def pump(phone: DtlsSession, sock: socket.socket, relay_addr: tuple[str, i
                 sock.sendto(out, relay_addr)
 
 
-async def test_dtls_srtp_caller_bridged_to_a_plain_callee(
-    relay: MediaRelay, sockets: list[socket.socket]
-) -> None:
+@dataclass
+class DtlsCall:
+    """Phone a offers DTLS-SRTP (``phone`` plays its side of the handshake, with
+    ``presented``, its own certificate or another), phone b is plain."""
+
+    legs: SrtpLegs
+    stream: object
+    phone: DtlsSession
+    phone_a: socket.socket
+    phone_b: socket.socket
+    to_a: tuple[str, int]
+    answer: SessionDescription
+    offer_to_b: SessionDescription
+
+
+def dtls_call(relay: MediaRelay, sockets: list[socket.socket],
+              presented: DtlsCertificate | None = None) -> DtlsCall:
     phone_cert, phone_a, phone_b = DtlsCertificate.generate(), udp(), udp()
     sockets += [phone_a, phone_b]
     legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
     a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
     offer = SessionDescription.parse(dtls_offer(phone_cert, phone_a.getsockname()[1]))
     to_b = legs.offer(a, b, offer)
-    assert to_b.media[0].proto == "RTP/AVP" and not to_b.media[0].has_attribute("fingerprint")
-    assert not to_b.has_attribute("fingerprint")
     answer = legs.answer(b, SessionDescription.parse(B_SDP))
-    assert answer.media[0].attribute("setup") == "active"
     (ours,) = answer.media[0].attribute_values("fingerprint")
     assert ours == str(legs.certificate.fingerprint()) != str(phone_cert.fingerprint())
-
     stream = relay.open("c", mux_a=True)
     stream.set_remote("a", phone_a.getsockname())
     stream.set_remote("b", phone_b.getsockname())
-    phone = DtlsSession(phone_cert, DtlsRole.SERVER, [Fingerprint.parse(ours)])
+    phone = DtlsSession(presented or phone_cert, DtlsRole.SERVER, [Fingerprint.parse(ours)])
     legs.wire({0: stream})
+    return DtlsCall(legs, stream, phone, phone_a, phone_b, (HOST, stream.local("a")[1]),
+                    answer, to_b)
+
+
+async def test_dtls_srtp_caller_bridged_to_a_plain_callee(
+    relay: MediaRelay, sockets: list[socket.socket]
+) -> None:
+    c = dtls_call(relay, sockets)
+    assert c.offer_to_b.media[0].proto == "RTP/AVP"
+    assert not c.offer_to_b.media[0].has_attribute("fingerprint")
+    assert not c.offer_to_b.has_attribute("fingerprint")
+    assert c.answer.media[0].attribute("setup") == "active"
+    legs, phone = c.legs, c.phone
     link = legs.links[(0, "a")]
     assert link.timer is not None  # the ClientHello is out and its retransmission armed
-    to_a = (HOST, stream.local("a")[1])
-    phone_a.sendto(rtp(1), to_a)  # plain RTP before the keys: dropped, not relayed
-    await pump(phone, phone_a, to_a, lambda: (0, "a") in legs.sides)
+    c.phone_a.sendto(rtp(1), c.to_a)  # plain RTP before the keys: dropped, not relayed
+    await pump(phone, c.phone_a, c.to_a, lambda: (0, "a") in legs.sides)
     assert phone.state is DtlsState.CONNECTED and link.timer is None
 
     phone_send, phone_recv = phone.srtp_keys()
     protected = SrtpContext(phone_send, SrtpDirection.SEND).protect(rtp(2))
     assert protected is not None
-    phone_a.sendto(protected, to_a)
-    assert await recv(phone_b) == rtp(2)
-    phone_b.sendto(rtp(3, ssrc=0x2222), (HOST, stream.local("b")[1]))
-    got = await recv(phone_a)
+    c.phone_a.sendto(protected, c.to_a)
+    assert await recv(c.phone_b) == rtp(2)
+    c.phone_b.sendto(rtp(3, ssrc=0x2222), (HOST, c.stream.local("b")[1]))  # type: ignore[attr-defined]
+    got = await recv(c.phone_a)
     assert SrtpContext(phone_recv, SrtpDirection.RECEIVE).unprotect(got) == rtp(3, ssrc=0x2222)
 
     legs.release()  # close_notify to the phone, no timer left
     assert legs.links == {} and link.timer is None and link.session.state is DtlsState.CLOSED
-    phone.receive(await recv(phone_a))
+    phone.receive(await recv(c.phone_a))
     assert phone.state is DtlsState.CLOSED
 
 
 async def test_dtls_with_the_wrong_fingerprint_relays_nothing(
     relay: MediaRelay, sockets: list[socket.socket]
 ) -> None:
-    phone_cert, impostor, phone_a, phone_b = (DtlsCertificate.generate(),
-                                              DtlsCertificate.generate(), udp(), udp())
-    sockets += [phone_a, phone_b]
-    legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
-    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
-    legs.offer(a, b, SessionDescription.parse(dtls_offer(phone_cert, phone_a.getsockname()[1])))
-    answer = legs.answer(b, SessionDescription.parse(B_SDP))
-    (ours,) = answer.media[0].attribute_values("fingerprint")
-    stream = relay.open("c", mux_a=True)
-    stream.set_remote("a", phone_a.getsockname())
-    stream.set_remote("b", phone_b.getsockname())
-    phone = DtlsSession(impostor, DtlsRole.SERVER, [Fingerprint.parse(ours)])
-    legs.wire({0: stream})
-    link = legs.links[(0, "a")]
-    await pump(phone, phone_a, (HOST, stream.local("a")[1]),
-               lambda: link.session.state is DtlsState.FAILED)
-    assert (0, "a") not in legs.sides and "a=fingerprint" in (link.session.failure or "")
-    legs.release()
+    c = dtls_call(relay, sockets, presented=DtlsCertificate.generate())
+    link = c.legs.links[(0, "a")]
+    await pump(c.phone, c.phone_a, c.to_a, lambda: link.session.state is DtlsState.FAILED)
+    assert (0, "a") not in c.legs.sides and "a=fingerprint" in (link.session.failure or "")
+    c.legs.release()
 
 
 def test_dtls_offer_to_a_leg_with_encryption_off_or_without_fingerprint_is_488() -> None:
