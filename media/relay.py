@@ -262,7 +262,7 @@ class _Side:
         if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:  # RFC 5761 §4: RTCP on the RTP port
             self.rtp_in += 1
             self.bytes_in += n
-            if self.rtcp_tap is not None:  # SRTCP: the bridge consumes it (set_rtcp_tap)
+            if self.rtcp_tap is not None:  # the tap consumes it (set_rtcp_tap)
                 self.rtcp_tap(self.view[:n])
                 return
             peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
@@ -380,7 +380,7 @@ class _Side:
         return m
 
     def deliver_secure(self, origin: _Side, rtcp: bool, n: int) -> None:
-        """``deliver`` through this side's encoder, if it has one."""
+        """``deliver`` through this side's transform (its encoder), if it has one."""
         transform = self.transform
         send, dst = (self.rtcp_send, self.rtcp_dst) if rtcp else (self.rtp_send, self.rtp_dst)
         if transform is None:
@@ -576,8 +576,8 @@ class RelayStream:
         return out is not None and self._send(target, target.rtp_send, target.rtp_dst, out)
 
     def forward(self, from_side: Side, packet: bytearray) -> bool:
-        """Relay an RTP packet a tap took from ``from_side`` (decrypted by the SRTP
-        bridge, say) to the other side as the hot path would: ``from_side``'s
+        """Relay an RTP packet a tap took from ``from_side`` (after looking at or
+        changing it) to the other side as the hot path would: ``from_side``'s
         payload-type map, then ``send`` (rewriter, transform); nothing while held."""
         source = self._sides[from_side]
         target = source.peer

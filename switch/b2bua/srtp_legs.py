@@ -117,8 +117,12 @@ class _Dtls:
 
     fingerprints: tuple[Fingerprint, ...]
     setup: Setup  # ours, as we write it in our SDP
-    role: DtlsRole | None  # None until both a=setup are known (our offer says actpass)
+    role: DtlsRole
     peer_ip: str  # DTLS is accepted from this IP only (RTP bleed)
+
+    def same_association(self, other: _Dtls) -> bool:
+        """RFC 5763 §6.7: the same fingerprints and roles keep the association."""
+        return (self.fingerprints, self.role) == (other.fingerprints, other.role)
 
 
 @dataclass(slots=True)
@@ -248,6 +252,11 @@ class SrtpLegs:
         setup = (_values(offer, i, "setup") or [Setup.ACTPASS.value])[0]
         theirs = Setup.parse(setup)
         ours = answer_setup(theirs)
+        link = self.links.get((i, sender.side))
+        if theirs is Setup.ACTPASS and link is not None and (
+            link.params.fingerprints == fingerprints
+        ):
+            ours = link.params.setup  # a re-offer: keep the roles, and the association
         return _Dtls(fingerprints, ours, dtls_role(ours, theirs), _peer_ip(offer, i))
 
     def answer(self, sender: Leg, answer: SessionDescription) -> SessionDescription:
@@ -302,8 +311,10 @@ class SrtpLegs:
         key = (i, side)
         link = self.links.get(key)
         if isinstance(value, _Dtls):
-            if link is not None and link.params == value:
-                return  # the same association: keep it and its keys
+            if link is not None and link.params.same_association(value):
+                if not ipaddress.ip_address(value.peer_ip).is_unspecified:  # not a c=0 hold
+                    link.params = value
+                return  # keep the association and its keys
             self.sides.pop(key, None)
             if link is not None:
                 link.close()
@@ -387,8 +398,6 @@ class DtlsLink:
 
     def __init__(self, legs: SrtpLegs, index: int, side: Side, params: _Dtls) -> None:
         self.legs, self.index, self.side, self.params = legs, index, side, params
-        if params.role is None:
-            raise SdpError("DTLS-SRTP without roles", NOT_ACCEPTABLE_HERE)
         self.session = DtlsSession(legs.certificate, params.role, params.fingerprints,
                                    name=f"{legs.call_ref}/{index}{side}")
         self.stream: SrtpStream | None = None

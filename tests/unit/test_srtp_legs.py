@@ -518,3 +518,30 @@ def test_dtls_offer_to_a_leg_with_encryption_off_or_without_fingerprint_is_488()
         on.offer(a, b, SessionDescription.parse(no_fingerprint))
     with pytest.raises(SdpError):
         on.offer(a, b, SessionDescription.parse(dtls_offer(cert, 4000, "holdconn")))
+
+
+async def test_dtls_reoffers_either_way_keep_the_association() -> None:
+    cert = DtlsCertificate.generate()
+    legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
+    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
+    stream = FakeSrtpStream({"a": 40000, "b": 40002})
+    offer = SessionDescription.parse(dtls_offer(cert, 4000))
+    legs.offer(a, b, offer)
+    legs.answer(b, SessionDescription.parse(B_SDP))
+    legs.wire({0: stream})
+    link = legs.links[(0, "a")]
+    assert stream.raw["a"] is not None and stream.transforms["a"] is not None  # DROP_ALL
+    assert stream.transforms["b"] is None
+
+    legs.offer(a, b, offer)  # a session refresh from the DTLS phone
+    again = legs.answer(b, SessionDescription.parse(B_SDP))
+    assert again.media[0].attribute("setup") == "active" and legs.links[(0, "a")] is link
+
+    to_a = legs.offer(b, a, SessionDescription.parse(B_SDP)).media[0]  # a re-INVITE from b
+    assert to_a.proto == "UDP/TLS/RTP/SAVP" and to_a.attribute("setup") == "actpass"
+    assert to_a.attribute("fingerprint") == str(legs.certificate.fingerprint())
+    answer_from_a = dtls_offer(cert, 4000, "passive")  # a keeps being the DTLS server
+    back_to_b = legs.answer(a, SessionDescription.parse(answer_from_a))
+    assert legs.links[(0, "a")] is link and not back_to_b.media[0].has_attribute("fingerprint")
+    legs.release()
+    assert link.session.state is DtlsState.CLOSED and stream.raw["a"] is None
