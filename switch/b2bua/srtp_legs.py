@@ -59,7 +59,7 @@ import enum
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from media.dtls import (
@@ -76,7 +76,7 @@ from media.dtls import (
     remote_fingerprints,
 )
 from media.relay import DROP_ALL, RawHandler, Side, Transform
-from media.sdes import CryptoAttribute, accept_crypto, answer_crypto, offer_crypto
+from media.sdes import CryptoAttribute, KeyParams, accept_crypto, answer_crypto, offer_crypto
 from media.sdp import (
     NOT_ACCEPTABLE_HERE,
     Attribute,
@@ -84,7 +84,7 @@ from media.sdp import (
     SdpError,
     SessionDescription,
 )
-from media.srtp import SrtpKeys, SrtpSide
+from media.srtp import SrtpSide
 
 from .media import Leg
 
@@ -199,7 +199,7 @@ class SrtpLegs:
             if m.port == 0 or not m.is_rtp:
                 continue
             theirs = (self._offered_dtls(sender, offer, i) if is_dtls(m)
-                      else self._offered_key(sender, offer.media[i]))
+                      else self._offered_key(sender, offer.media[i], i))
             if theirs is not None:
                 pending.to_offerer[i] = theirs
             m.remove_attributes(*KEYING_ATTRIBUTES)
@@ -226,7 +226,7 @@ class SrtpLegs:
             m.proto = "RTP/AVP"  # what every phone takes (SAVPF/AVPF is WebRTC's)
         return None
 
-    def _offered_key(self, sender: Leg, m: MediaDescription
+    def _offered_key(self, sender: Leg, m: MediaDescription, i: int
                      ) -> tuple[CryptoAttribute, CryptoAttribute] | None:
         setting = self.setting(sender)
         mandatory = "/SAVP" in m.proto
@@ -237,11 +237,15 @@ class SrtpLegs:
                 raise SdpError("this extension requires encryption (SRTP)", NOT_ACCEPTABLE_HERE)
             return None
         try:
-            return answer_crypto(m.attribute_values("crypto"))
+            theirs, ours = answer_crypto(m.attribute_values("crypto"))
         except SdpError:
             if mandatory or setting is Encryption.REQUIRED:
                 raise
             return None  # best effort (RTP/AVP) with lines we cannot use: plain
+        current = self.sides.get((i, sender.side))
+        if current is not None and current.send.keys.profile is theirs.profile:
+            ours = replace(ours, keys=(KeyParams(current.send.keys.master),))  # §7.1.4: no rekey
+        return theirs, ours
 
     def _offered_dtls(self, sender: Leg, offer: SessionDescription, i: int) -> _Dtls:
         """RFC 5763 §5: the offerer's fingerprints and a=setup; we answer active
@@ -329,12 +333,18 @@ class SrtpLegs:
 
     def _side(self, index: int, side: Side, theirs: CryptoAttribute,
               ours: CryptoAttribute) -> SrtpSide:
-        """The contexts for these keys: the ones in use when the keys are unchanged."""
+        """The contexts for these keys: each direction keeps the context in use while
+        its key is unchanged, so a sending context never restarts its packet index
+        with a key it has used (keystream reuse, RFC 3711 §9.1)."""
         current = self.sides.get((index, side))
         remote, local = theirs.srtp_keys, ours.srtp_keys
-        if current is not None and _same(current, remote, local):
+        if current is None:
+            return SrtpSide.of(remote, local)
+        if current.receive.keys == remote and current.send.keys == local:
             return current
-        return SrtpSide.of(remote, local)
+        fresh = SrtpSide.of(remote, local)
+        return SrtpSide(current.receive if current.receive.keys == remote else fresh.receive,
+                        current.send if current.send.keys == local else fresh.send)
 
     # -- the relay ------------------------------------------------------------------------
     def wire(self, streams: Mapping[int, object]) -> None:
@@ -475,10 +485,6 @@ class DtlsLink:
 
 def _crypto(line: CryptoAttribute) -> Attribute:
     return Attribute("crypto", str(line))
-
-
-def _same(side: SrtpSide, remote: SrtpKeys, local: SrtpKeys) -> bool:
-    return side.receive.keys == remote and side.send.keys == local
 
 
 def srtp_transform(side: SrtpSide) -> Transform:

@@ -545,3 +545,24 @@ async def test_dtls_reoffers_either_way_keep_the_association() -> None:
     assert legs.links[(0, "a")] is link and not back_to_b.media[0].has_attribute("fingerprint")
     legs.release()
     assert link.session.state is DtlsState.CLOSED and stream.raw["a"] is None
+
+
+def test_sdes_reoffer_keeps_our_key_and_sending_context() -> None:
+    legs = SrtpLegs("c", lambda leg: Encryption.OPTIONAL)
+    a, b = Leg("a", PHONE1), Leg("b", PHONE1, "101", 1)
+
+    def exchange(body: bytes) -> str:
+        legs.offer(a, b, SessionDescription.parse(body))
+        answer = legs.answer(b, SessionDescription.parse(B_SDP))
+        (line,) = answer.media[0].attribute_values("crypto")
+        return line
+
+    first = exchange(SAVP_SDP)
+    side = legs.sides[(0, "a")]
+    assert exchange(SAVP_SDP) == first and legs.sides[(0, "a")] is side  # a session refresh
+    new_key = CryptoAttribute.generate(1, A_KEY.profile)
+    rekeyed = SDP.replace(b"RTP/AVP 0", b"RTP/SAVP 0") + f"a=crypto:{new_key}\r\n".encode()
+    assert exchange(rekeyed) == first  # the phone re-keys, we do not
+    now = legs.sides[(0, "a")]
+    assert now.send is side.send and now.receive is not side.receive
+    assert now.receive.keys == new_key.srtp_keys
