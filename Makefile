@@ -46,7 +46,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The modules setup.py compiles with mypyc: editing one means rebuilding it.
-COMPILED_SOURCES := $(shell grep -o '"switch/[a-z_/]*\.py"' setup.py | tr -d '"')
+COMPILED_SOURCES := $(shell grep -oE '"(switch|media)/[a-z_/]*\.py"' setup.py | tr -d '"')
 BUILD_INPUTS := pyproject.toml setup.py $(COMPILED_SOURCES)
 
 # One stamp per set of extras; each is redone when the build inputs change.

@@ -11,25 +11,27 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+# The packages setup.py compiles modules of.
+PACKAGE_DIRS = tuple(Path(__file__).resolve().parent.parent / name for name in ("switch", "media"))
 
 
-def extensions(root: Path = PACKAGE_DIR) -> list[tuple[Path, Path]]:
-    """(extension, source) pairs of the compiled modules under ``root``."""
+def extensions(roots: tuple[Path, ...] = PACKAGE_DIRS) -> list[tuple[Path, Path]]:
+    """(extension, source) pairs of the compiled modules under ``roots``."""
     pairs = []
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        for ext in root.rglob("*" + suffix):
-            source = ext.with_name(ext.name[: -len(suffix)] + ".py")
-            if source.exists():
-                pairs.append((ext, source))
+        for root in roots:
+            for ext in root.rglob("*" + suffix):
+                source = ext.with_name(ext.name[: -len(suffix)] + ".py")
+                if source.exists():
+                    pairs.append((ext, source))
     return sorted(pairs)
 
 
-def stale_extensions(root: Path = PACKAGE_DIR) -> list[Path]:
+def stale_extensions(roots: tuple[Path, ...] = PACKAGE_DIRS) -> list[Path]:
     """Sources edited after their extension was built."""
-    return [src for ext, src in extensions(root) if src.stat().st_mtime > ext.stat().st_mtime]
+    return [src for ext, src in extensions(roots) if src.stat().st_mtime > ext.stat().st_mtime]
 
 
-def describe(root: Path = PACKAGE_DIR) -> str:
-    count = len(extensions(root))
+def describe(roots: tuple[Path, ...] = PACKAGE_DIRS) -> str:
+    count = len(extensions(roots))
     return f"{count} modules compiled with mypyc" if count else "pure Python"
