@@ -494,6 +494,13 @@ class MediaDescription(_Attributes):
             elif a.name in ("ptime", "maxptime"):
                 _decimal_ms(a.value or "", a.name)
 
+    def copy(self) -> MediaDescription:
+        """An independent copy (its lines are immutable: only the lists are new)."""
+        return MediaDescription(
+            self.media, self.port, self.proto, list(self.formats), self.port_count,
+            self.connection, list(self.bandwidths), list(self.attributes), list(self.extra),
+        )
+
     def __bytes__(self) -> bytes:
         return ("".join(f"{line}\r\n" for line in self.lines())).encode("ascii")
 
@@ -684,6 +691,16 @@ class SessionDescription(_Attributes):
                 raise SdpError("more than one v= line")
             case _:
                 self.extra.append(line)
+
+    def copy(self) -> SessionDescription:
+        """An independent copy, as ``parse(bytes(self))`` but without the text round trip;
+        an unchanged copy of a parsed description still serialises to its exact bytes."""
+        out = SessionDescription(
+            self.origin, self.session_name, self.connection, list(self.bandwidths),
+            list(self.attributes), [m.copy() for m in self.media], list(self.extra),
+        )
+        out._raw, out._parsed = self._raw, self._parsed
+        return out
 
     def __bytes__(self) -> bytes:
         out = self._serialise()

@@ -82,6 +82,16 @@ ALWAYS_ALLOWED = ("telephone-event", "CN")  # RFC 4733 digits and RFC 3389 comfo
 LocalAddress = Callable[[Address], tuple[str, str, int]]  # Endpoint.local_address
 
 
+def behind_nat(sdp_ip: str, peer: Address) -> str | None:
+    """Where a leg's RTP comes from when its SDP names a private address but its
+    signalling comes from a public one: a phone behind NAT, whose media leaves from
+    the same public address (symmetric RTP, RFC 4961).  None: trust the SDP."""
+    try:
+        sdp, signalling = ipaddress.ip_address(sdp_ip), ipaddress.ip_address(peer.host)
+    except ValueError:
+        return None
+    return peer.host if sdp.is_private and not signalling.is_private else None
+
 class Stream(Protocol):
     """What a call needs of one relayed m-line (``media.relay.Stream``)."""
 
@@ -198,11 +208,10 @@ class AnchorSession:
             origin = self.features.narrow(sender, out, plans, origin, before, state.offer)
         self._origins[offerer] = origin
         for plan in plans:
-            self._apply(plan, offerer.side, sender.side)
+            self._apply(plan, offerer, sender)
         self.srtp.wire(self.streams)
         if self.features is not None:
-            encrypted = frozenset(i for i, _ in self.srtp.sides)  # their taps are SRTP's
-            self.features.applied(self.streams, plans, offerer.side, sender.side, encrypted)
+            self.features.applied(self.streams, plans, offerer.side, sender.side)
         return bytes(out)
 
     def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
@@ -252,8 +261,8 @@ class AnchorSession:
         _, rtp, rtcp = stream.local(leg.side)
         return Anchor(self._origin(leg).address, rtp, rtcp)
 
-    def _apply(self, plan: StreamPlan, x: Side, y: Side) -> None:
-        """One answered m-line onto its stream; ``x`` offered, ``y`` answered."""
+    def _apply(self, plan: StreamPlan, x_leg: Leg, y_leg: Leg) -> None:
+        """One answered m-line onto its stream; ``x_leg`` offered, ``y_leg`` answered."""
         stream = self.streams.get(plan.index)
         if stream is None:
             return
@@ -261,9 +270,11 @@ class AnchorSession:
             stream.hold("a", True)
             stream.hold("b", True)
             return
-        for side, media in ((x, plan.x), (y, plan.y)):
+        x, y = x_leg.side, y_leg.side
+        for leg, media in ((x_leg, plan.x), (y_leg, plan.y)):
             if not ipaddress.ip_address(media.rtp[0]).is_unspecified:  # c=0.0.0.0: keep the latch
-                stream.set_remote(side, media.rtp, media.rtcp)
+                stream.set_remote(leg.side, media.rtp, media.rtcp,
+                                  source_ip=behind_nat(media.rtp[0], leg.peer))
         stream.set_pt_map(x, plan.x_to_y)
         stream.set_pt_map(y, plan.y_to_x)
         stream.hold(x, not plan.x.direction.receives)

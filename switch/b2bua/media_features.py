@@ -137,7 +137,7 @@ def widen_offer(
     """``offer`` with the receiver's transcodable codecs added to each audio m-line
     that has no codec in ``common`` but one the switch transcodes; the payload types
     added, by m-line.  ``offer`` itself is not changed."""
-    out = SessionDescription.parse(bytes(offer))
+    out = offer.copy()
     added: dict[int, frozenset[int]] = {}
     for i, m in enumerate(out.media):
         if m.media != "audio" or not m.is_rtp or m.port == 0:
@@ -363,9 +363,10 @@ class CallFeatures:
 
     # -- relay ----------------------------------------------------------------------------
     def applied(self, streams: Mapping[int, object], plans: list[StreamPlan],
-                x: Side, y: Side, encrypted: frozenset[int] = frozenset()) -> None:
-        """The relay has the plans of an answer; ``x`` offered, ``y`` answered;
-        ``encrypted``: streams with an SRTP side, whose taps are the SRTP bridge's."""
+                x: Side, y: Side) -> None:
+        """The relay has the plans of an answer; ``x`` offered, ``y`` answered.  An SRTP
+        side is decrypted before the taps and encrypted after them (a relay transform),
+        so a transcoded stream may have one."""
         if self.released:
             return
         for plan in plans:
@@ -378,10 +379,6 @@ class CallFeatures:
                     self._stop(state)
                 state = self._streams[plan.index] = _StreamState(stream)  # type: ignore[arg-type]
             transcode = self._transcode.pop(plan.index, None)
-            if transcode is not None and plan.index in encrypted:
-                log.warning("[%s] stream %d: no transcoding of SRTP streams", self.call_ref,
-                            plan.index)
-                transcode = None
             self._apply(state, plan, x, y, transcode, self._events.pop(plan.index, None))
         self._transcode.clear()
         self._events.clear()

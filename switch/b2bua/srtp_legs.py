@@ -192,7 +192,7 @@ class SrtpLegs:
     def offer(self, sender: Leg, receiver: Leg, offer: SessionDescription) -> SessionDescription:
         """``offer`` from ``sender`` checked against its setting; the copy to anchor for
         ``receiver``, keyed for it.  488 for an offer the sender's setting refuses."""
-        out = SessionDescription.parse(bytes(offer))
+        out = offer.copy()
         out.remove_attributes(*KEYING_ATTRIBUTES)
         pending = _Offer(sender)
         for i, m in enumerate(out.media):
@@ -270,7 +270,7 @@ class SrtpLegs:
         pending = self._pending.get(sender)
         if pending is None:
             raise SdpError("an answer to no offer (RFC 3264 §4)", NOT_ACCEPTABLE_HERE)
-        out = SessionDescription.parse(bytes(answer))
+        out = answer.copy()
         out.remove_attributes(*KEYING_ATTRIBUTES)
         staged: dict[tuple[int, Side], SrtpSide | _Dtls | None] = {}
         for i, m in enumerate(out.media):

@@ -16,7 +16,7 @@ from dialplan.schema import Config
 from media.ports import PortAllocator
 from media.relay import MediaRelay
 from media.sdp import SessionDescription
-from switch.b2bua.anchor import AnchorHook
+from switch.b2bua.anchor import AnchorHook, behind_nat
 from switch.b2bua.call import Attempt, Call, CallState
 from switch.b2bua.media import Leg
 from switch.sip.address import Address
@@ -35,6 +35,7 @@ B_SDP = (b"v=0\r\no=- 7 7 IN IP4 10.0.0.11\r\ns=-\r\nc=IN IP4 10.0.0.11\r\nt=0 0
 class FakeStream:
     ports: dict[str, int]
     remotes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    sources: dict[str, str | None] = field(default_factory=dict)
     pt_maps: dict[str, dict[int, int]] = field(default_factory=dict)
     held: dict[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
     closed: int = 0
@@ -46,6 +47,7 @@ class FakeStream:
                    rtcp_addr: tuple[str, int] | None = None, *,
                    source_ip: str | None = None) -> None:
         self.remotes[side] = rtp_addr
+        self.sources[side] = source_ip
 
     def set_pt_map(self, from_side: str, mapping: Mapping[int, int]) -> None:
         self.pt_maps[from_side] = dict(mapping)
@@ -83,14 +85,15 @@ def local_address(dest: Address) -> tuple[str, str, int]:
 
 
 def anchored_call(invite: bytes = INVITE, relay: object = None,
-                  tenants: list[object] | None = None, **media: object
+                  tenants: list[object] | None = None,
+                  source: Address = Address("udp", "10.0.0.1", 5060), **media: object
                   ) -> tuple[Call, FakeEnv, FakeRelay]:
     relay = relay or FakeRelay()
     hook = AnchorHook(relay, config(tenants, **media), local_address)  # type: ignore[arg-type]
     env = FakeEnv()
     req = parse_message(invite)
     assert isinstance(req, Request)
-    call = Call(env, Plan(), req, 1, Address("udp", "10.0.0.1", 5060), 0.0)  # type: ignore[arg-type]
+    call = Call(env, Plan(), req, 1, source, 0.0)  # type: ignore[arg-type]
     call.media = hook.session(call.ref, "demo.test", "100")
     return call, env, relay  # type: ignore[return-value]
 
@@ -425,6 +428,22 @@ def test_bad_media_settings_are_refused_with_file_and_line(
     last_line = 1 + text.count("\n") + (0 if where == "main" else 1)
     assert issue.file == (main if where == "main" else tenant), str(issue)
     assert issue.line == last_line and message in issue.message, str(issue)
+
+
+def test_a_phone_behind_nat_is_latched_from_its_signalling_address() -> None:
+    call, env, relay = answered_call()
+    (stream,) = relay.streams
+    assert stream.sources == {"a": None, "b": None}  # LAN phones: the SDP's address
+    call, env, relay = anchored_call(source=Address("udp", "81.2.69.142", 41000))
+    call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
+    reply(env, 0, 200, "p1", B_SDP)
+    (stream,) = relay.streams
+    assert stream.remotes["a"] == ("10.0.0.1", 4000)  # the SDP's private address...
+    assert stream.sources == {"a": "81.2.69.142", "b": None}  # ...latched from the NAT's
+    assert behind_nat("192.168.1.20", Address("udp", "81.2.69.142", 5060)) == "81.2.69.142"
+    assert behind_nat("81.2.69.160", Address("udp", "81.2.69.142", 5060)) is None  # public SDP
+    assert behind_nat("10.0.0.5", Address("udp", "10.0.0.1", 5060)) is None  # both private
+    assert behind_nat("192.168.1.20", Address("tls", "trunk.example", 5061)) is None
 
 
 def test_leg_is_hashable_per_fork() -> None:

@@ -254,6 +254,20 @@ def test_samples_round_trip_exactly(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_a_copy_is_independent_and_keeps_the_exact_bytes(name: str) -> None:
+    data = SAMPLES[name].replace(b"\r\n", b"\n")  # not canonical: exact bytes must survive
+    sd = SessionDescription.parse(data)
+    copy = sd.copy()
+    assert copy == sd and bytes(copy) == data
+    copy.media[0].port += 2
+    copy.media[0].remove_attributes("rtpmap")
+    copy.attributes.append(Attribute("tool", "copy"))
+    assert bytes(sd) == data and sd == SessionDescription.parse(data)
+    assert bytes(copy) == bytes(SessionDescription.parse(bytes(copy)))  # a consistent copy
+    assert bytes(copy) != data
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_lf_only_and_missing_last_line_end(name: str) -> None:
     lf = SAMPLES[name].replace(b"\r\n", b"\n")
     for data in (lf, lf[:-1], SAMPLES[name][:-2], SAMPLES[name][:-1]):
