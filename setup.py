@@ -45,6 +45,7 @@ COMPILED = [
     "switch/registrar/service.py",
     "switch/dispatch.py",
     "media/offer_answer.py",
+    "media/relay.py",
     "media/rtp.py",
     "media/sdp.py",
 ]
