@@ -7,6 +7,7 @@ are computed here, once, so authenticating a request costs one hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from dialplan.schema import Config, Extension, Tenant
 
@@ -62,6 +63,12 @@ def _subscriber(tenant: Tenant, ext: Extension) -> Subscriber:
         max_contacts=ext.max_contacts,
         credentials=_credentials(tenant, ext),
     )
+
+
+class Tenants(Protocol):
+    """Tenants by SIP domain: what the registrar and the B2BUA look up."""
+
+    def tenant(self, domain: str) -> TenantEntry | None: ...
 
 
 class Directory:

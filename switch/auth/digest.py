@@ -152,6 +152,15 @@ class AuthResult:
 Lookup = Callable[[str], Credentials | None]
 
 
+class Authenticator(Protocol):
+    """What the registrar and the B2BUA need of digest authentication."""
+
+    def check(self, request: Request, realm: str, lookup: Lookup, now: float, *,
+              header: str = "authorization") -> AuthResult: ...
+
+    def challenge_for(self, result: AuthResult, realm: str, now: float) -> list[str]: ...
+
+
 # ---------------------------------------------------------------------------
 # Parsing the credentials (RFC 7616 §3.4, RFC 3261 §25.1 digest-response)
 # ---------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from dialplan.schema import Config, Trunk
 
-from ..auth.digest import AuthOutcome, AuthResult, DigestAuth
-from ..directory import Directory, Subscriber
+from ..auth.digest import AuthOutcome, AuthResult, Authenticator
+from ..directory import Subscriber, Tenants
 from ..sip.address import Address
 from ..sip.message import Request
 from ..sip.uri import SipUri
@@ -45,7 +45,7 @@ Caller = FromExtension | FromTrunk
 
 
 class CallerIdentifier:
-    def __init__(self, config: Config, directory: Directory, auth: DigestAuth) -> None:
+    def __init__(self, config: Config, directory: Tenants, auth: Authenticator) -> None:
         self.directory = directory
         self.auth = auth
         self._trunks = [

@@ -18,8 +18,8 @@ from __future__ import annotations
 import email.utils
 from dataclasses import dataclass, field
 
-from ..auth.digest import AuthOutcome, AuthResult, DigestAuth
-from ..directory import Directory, Subscriber
+from ..auth.digest import AuthOutcome, AuthResult, Authenticator
+from ..directory import Subscriber, Tenants
 from ..sip.address import Address
 from ..sip.errors import SipError
 from ..sip.grammar import parse_uint
@@ -93,9 +93,9 @@ def _binding_key(contact: NameAddr) -> tuple[str, str | None, int | None]:
 class Registrar:
     def __init__(
         self,
-        directory: Directory,
+        directory: Tenants,
         location: Location,
-        auth: DigestAuth,
+        auth: Authenticator,
         settings: RegistrarSettings = RegistrarSettings(),
     ) -> None:
         self.directory = directory
