@@ -521,12 +521,15 @@ def _problem_issue(
 
 
 def _user_position(doc: _Document, problem: LicenceProblem) -> Position | None:
-    """Where extension ``problem.first_over`` sets ``problem.flag`` (or the extension)."""
+    """Where extension ``problem.first_over`` sets ``problem.flag`` (or the extension);
+    where the tenant sets it, when the extension does not (a tenant's ``recording``)."""
     extensions = doc.root.get("extensions")
     if not isinstance(extensions, CommentedSeq) or problem.flag is None:
         return None
     for i, entry in enumerate(extensions):
         if isinstance(entry, CommentedMap) and str(entry.get("number")) == problem.first_over:
+            if problem.flag not in entry and problem.flag in doc.root:
+                return _position(doc.root, (problem.flag,), at_key=True)
             return _position(doc.root, ("extensions", i, problem.flag), at_key=True)
     return None
 

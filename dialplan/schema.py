@@ -401,7 +401,9 @@ class Extension(_Model):
         default=False, description="Fax for this user; needs a PBX-Fax (or PBX-UC) licence."
     )
     recording: bool = Field(
-        default=False, description="Record this user's calls; needs a PBX-Recording licence."
+        default=False,
+        description="Record every call this user answers or makes (a stereo WAV under the "
+        "state directory, named in the CDR); needs a PBX-Recording licence.",
     )
     uc: bool = Field(
         default=False,
@@ -564,6 +566,11 @@ class Tenant(_Model):
         description="Music on hold the tenant's held parties hear: a WAV or MP3 file (any "
         "rate), relative to the configuration directory; default: the shipped "
         "media/assets/moh-default.wav. A missing or non-audio file is refused at load.")
+    recording: bool = Field(
+        default=False,
+        description="Record every call of the tenant (stereo WAV: the caller left, the callee "
+        "right, under the state directory's recordings/<domain>/, named in the CDR); needs "
+        "a PBX-Recording licence per extension of the tenant.")
 
     @field_validator("domain")
     @classmethod
@@ -666,8 +673,22 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        raise_problems(domain_problems(self.tenants) + self._ha1_problems())
+        raise_problems(domain_problems(self.tenants) + self._ha1_problems()
+                       + self._recording_problems())
         return self
+
+    def _recording_problems(self) -> list[Problem]:
+        """Recording needs the media to cross the switch."""
+        if self.media.anchor:
+            return []
+        why = "recording needs media.anchor: true (the RTP must cross the switch)"
+        problems: list[Problem] = []
+        for i, tenant in enumerate(self.tenants):
+            if tenant.recording:
+                problems.append((("tenants", i, "recording"), why))
+            problems += [(("tenants", i, "extensions", j, "recording"), why)
+                         for j, ext in enumerate(tenant.extensions) if ext.recording]
+        return problems
 
     def _ha1_problems(self) -> list[Problem]:
         """An extension given by HA1 needs one for every algorithm challenged."""

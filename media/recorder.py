@@ -18,7 +18,9 @@ Theory of operation
   glitches as a phone's would); packets later than that, packets not of the
   leg's payload type (telephone-event, comfort noise) and malformed ones are
   dropped; so is audio arriving faster than real time by more than ``max_skew_s``,
-  which bounds the memory a peer can take.  ``pull(now)`` hands out the
+  which bounds the memory a peer can take.  ``set_leg`` changes a leg's codec
+  mid-recording (a re-INVITE): its timeline goes on, the next packet
+  re-anchors on its arrival time.  ``pull(now)`` hands out the
   interleaved PCM older than ``latency_s``, padding a silent leg, so both
   channels stay aligned by arrival time and little is held in memory.
 * ``WavWriter`` writes a canonical 44-byte WAV header whose RIFF and data
@@ -36,7 +38,8 @@ Theory of operation
   recorded side copies each packet with its arrival time into a bounded
   queue (the relay callback stays a copy and an append); one ``loop.call_at``
   every ``flush_s`` decodes the queue into the mix and writes what is ready.
-  ``stop()`` writes the rest up to now and finalises the file.
+  ``set_legs`` follows a codec change of the call, ``stop()`` writes the rest up
+  to now and finalises the file.
 """
 
 from __future__ import annotations
@@ -171,6 +174,16 @@ class RecordingMix:
     @property
     def channels(self) -> int:
         return len(self.tracks)
+
+    def set_leg(self, channel: int, leg: LegCodec) -> None:
+        """The leg on ``channel`` now sends ``leg`` (a re-INVITE changed its codec):
+        what is on its timeline stays, the next packet is placed by its arrival."""
+        old = self.tracks[channel]
+        if old.leg == leg:
+            return
+        new = _Track(leg, self.rate, old.max_skew)
+        new.buf, new.base, new.dropped = old.buf, old.base, old.dropped
+        self.tracks[channel] = new
 
     def push(self, channel: int, packet: bytes, now: float) -> None:
         """A packet of the leg on ``channel``, arrived at ``now``."""
@@ -312,6 +325,14 @@ class Recorder:
         for channel, (side, _) in enumerate(self.sides):
             self.stream.set_watcher(side, self._watcher(channel))
         self._handle = self.loop.call_later(self.flush_s, self._flush)
+
+    def set_legs(self, legs: Sequence[LegCodec]) -> None:
+        """The sides' codecs changed (a re-INVITE): what is queued is decoded with the
+        old ones first."""
+        self._drain()
+        for channel, leg in enumerate(legs):
+            self.mix.set_leg(channel, leg)
+        self.sides = tuple((side, leg) for (side, _), leg in zip(self.sides, legs, strict=True))
 
     def _watcher(self, channel: int) -> Callable[[memoryview], None]:
         queue, clock = self._queue, self.loop.time

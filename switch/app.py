@@ -37,6 +37,7 @@ from .b2bua.media_features import MediaFeatures
 from .b2bua.manager import CallManager
 from .b2bua.media import PASS_THROUGH, MediaHook
 from .b2bua.plan import BusyLookup, DialplanPlan
+from .b2bua.recording import RecordingRules, repair_open
 from .compiled import describe, stale_extensions
 from .control import ControlServer
 from .dispatch import Dispatcher
@@ -119,6 +120,7 @@ class Switch:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.storage = open_storage(self.config.storage_url or sqlite_url(self.state_dir))
         await self.storage.open()
+        await asyncio.to_thread(repair_open, self.state_dir)  # recordings a crash left open
         self._start_core()
         try:
             await self._start_features()
@@ -193,7 +195,7 @@ class Switch:
             self.storage, self.registrar.bans,  # type: ignore[arg-type]
             local_address=self.endpoint.local_address,
             call_at=loop.call_at, send=self.send_outputs, now=loop.time, spawn=self.spawn,
-            media=self._media(),
+            media=self._media(), state_dir=self.state_dir,
         )
 
     def _media(self) -> MediaHook:
@@ -314,6 +316,7 @@ class Switch:
             self.calls.identifier, self.calls.plan = self._call_routing(config)
             self.calls.router = self.calls.plan.router
             self.calls.credit.apply(config)
+            self.calls.recording = RecordingRules(config)
             if isinstance(self.calls.media, AnchorHook):
                 self.calls.media.apply(config)
         if self.trunks is not None:
@@ -356,6 +359,9 @@ class Switch:
             await self.control.close()
         if self.endpoint is not None:
             await self.endpoint.close()
+        if self.calls is not None:  # calls still up: their recordings are finalised
+            for call in list(self.calls.calls.values()):
+                call.media.release()
         if self.relay is not None:
             self.relay.close()
         if self._tasks:

@@ -296,10 +296,12 @@ def cdr(
     for rec in rows:
         cost = f" cost {rec.cost}" if rec.cost else ""
         trunk = f" via {rec.trunk}" if rec.trunk else ""
+        recording = f" recording {rec.recording}" if rec.recording else ""
         typer.echo(
             f"{_iso(rec.start)} {rec.tenant} {rec.direction} {rec.caller} -> {rec.callee}"
             f" (dialled {rec.dialed}){trunk}: {rec.disposition} {rec.hangup_cause}"
             f" by {rec.hangup_side}, {rec.duration_s:.1f}s, billed {rec.billed_s}s{cost}"
+            f"{recording}"
         )
 
 

@@ -40,6 +40,10 @@ both legs allow; when that is nothing, the receiver is offered the codecs the
 switch transcodes to (``media_features.py``: music on hold, transcoding, DTMF
 INFO <-> RFC 4733), else 488.  ``release()`` closes every stream of the call (idempotent).
 
+Recording: ``record`` hands the call's recording (``recording.py``) to the
+features, which start it on the first audio stream once both codecs are known;
+``release()`` finalises it with everything else.
+
 SRTP: each leg follows its extension's or trunk's ``encryption``; the keying
 lines of one leg never reach the other (``srtp_legs.py``): the offer and the
 answer are re-keyed per leg before they are anchored, and the relay bridges
@@ -54,6 +58,7 @@ import secrets
 import socket
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from dialplan.schema import Config
@@ -221,6 +226,12 @@ class AnchorSession:
     def digits_to(self, callback: DigitCallback) -> None:
         if self.features is not None:
             self.features.on_digit = callback
+
+    def record(self, state_dir: Path, relative: PurePosixPath) -> bool:
+        return self.features is not None and self.features.record(state_dir, relative)
+
+    def recorded(self) -> PurePosixPath | None:
+        return self.features.recorded() if self.features is not None else None
 
     def release(self) -> None:
         if not self.released:

@@ -5,8 +5,10 @@ Entry points (registered with the dispatcher): ``on_invite`` (a new call, or
 a re-INVITE inside one), ``on_in_dialog`` (BYE, UPDATE, INFO...), ``on_ack``
 (the ACK of a 2xx travels outside transactions) and ``on_cancel``.  The
 manager identifies the caller (``identify.py``), asks the router where the
-call goes, lets ``DialplanPlan`` turn that into attempts, and writes the CDR
-when the call ends.  Dead calls are cleaned up: no ACK for our 2xx, a call
+call goes, lets ``DialplanPlan`` turn that into attempts, starts the call's
+recording when it is answered and its tenant or one of its extensions records
+(``recording.py``), and writes the CDR, naming the recording, when the call
+ends.  Dead calls are cleaned up: no ACK for our 2xx, a call
 over ``max_duration_s``, or a leg that stops answering in-dialog requests.
 """
 
@@ -17,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from dialplan.decisions import ToTrunk
@@ -41,6 +44,7 @@ from .credit import CreditLedger, cost_of
 from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
 from .media import PASS_THROUGH, MediaHook
 from .plan import CallContext, DialplanPlan
+from .recording import RecordingRules, recording_path
 
 log = logging.getLogger("centrala.b2bua")
 
@@ -61,6 +65,7 @@ class CallManager:
         now: Callable[[], float],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         media: MediaHook = PASS_THROUGH,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.core = core
@@ -75,6 +80,8 @@ class CallManager:
         self._now = now
         self._spawn = spawn
         self.media = media
+        self.state_dir = state_dir  # recordings go under it; None: calls are not recorded
+        self.recording = RecordingRules(config)
         self.credit = CreditLedger(config)
         self.calls: dict[str, Call] = {}
         self._dialogs: dict[DialogId, tuple[Call, str]] = {}
@@ -123,6 +130,17 @@ class CallManager:
         ctx: CallContext = call.data["ctx"]  # type: ignore[assignment]
         if call.winner is not None:
             self.plan.busy.enter(ctx.tenant, call.winner.target.label)
+            self._record(call, ctx, call.winner.target.label)
+
+    def _record(self, call: Call, ctx: CallContext, callee: str) -> None:
+        """Record an answered call if its tenant or one of its extensions says so."""
+        if self.state_dir is None or not self.recording.applies(
+                ctx.tenant, (ctx.caller_number, callee)):
+            return
+        relative = recording_path(ctx.tenant, call.ref, time.time())
+        if not call.media.record(self.state_dir, relative):
+            log.warning("[%s] not recorded: media is not anchored (media.anchor: false)",
+                        call.ref)
 
     def ended(self, call: Call) -> None:
         self.calls.pop(call.ref, None)
@@ -306,6 +324,7 @@ class CallManager:
             answer=None if rec.answer is None else rec.answer + offset,
             end=end + offset, billed_s=billed, disposition=rec.disposition,
             hangup_cause=rec.cause, hangup_side=rec.side, cost=cost, legs=call.legs_json(),
+            recording=str(recorded) if (recorded := call.media.recorded()) else None,
         )
 
     @property

@@ -15,8 +15,9 @@ relays SDP unchanged (``media.anchor: false``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 from ..sip.address import Address
@@ -56,6 +57,13 @@ class MediaSession(Protocol):
         """RFC 4733 key presses from a leg whose peer has no telephone-event go to
         ``callback(from_side, digit, duration_ms)`` (the call sends them as INFO)."""
 
+    def record(self, state_dir: Path, relative: PurePosixPath) -> bool:
+        """Record the call to ``state_dir / relative`` (a stereo WAV: the caller left,
+        the callee right) until ``release``; False when this media layer cannot."""
+
+    def recorded(self) -> PurePosixPath | None:
+        """The recording's file relative to the state directory, once it exists."""
+
 
 class MediaHook(Protocol):
     """The switch's media layer: one ``MediaSession`` per call."""
@@ -83,6 +91,12 @@ class PassThrough:
         return False
 
     def digits_to(self, callback: DigitCallback) -> None:
+        return None
+
+    def record(self, state_dir: Path, relative: PurePosixPath) -> bool:
+        return False  # the media does not cross the switch
+
+    def recorded(self) -> PurePosixPath | None:
         return None
 
 

@@ -35,10 +35,17 @@ alone do not), each session gets a ``CallFeatures`` and hands it three moments:
     INFO key press can be sent as RFC 4733 packets (``send_digit``) to a leg
     that negotiated it, and RFC 4733 digits from a leg are reported
     (``DtmfReceiver`` over ``RelayStream.set_watcher``) to ``on_digit`` when
-    the other leg has no telephone-event, for the call to send an INFO.
+    the other leg has no telephone-event, for the call to send an INFO;
+  - recording (``recording.py``): once the call is to be recorded
+    (``record``), the first audio stream whose two codecs are known gets the
+    call's ``CallRecording``, again after every answer so that it follows
+    codec changes.
 
-``release()`` stops every player, pump and pending digit; the anchor calls it
-before it frees the ports, on every path that ends a call.
+A relay side has one watcher slot; DTMF and the recorder share it through
+``_watch`` (one callback when only one of them watches, so the hot path pays
+one call).  ``release()`` stops every player, pump, pending digit and the
+recording; the anchor calls it before it frees the ports, on every path that
+ends a call.
 
 MOH files are decoded once: ``MohLibrary`` keeps each file (by path,
 modification time and size) converted to every codec rate.  The configuration
@@ -54,7 +61,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from dialplan.schema import Config
@@ -70,6 +77,7 @@ from media.sdp import Codec, MediaDescription, RtpMap, SessionDescription
 from media.transcode import LegCodec, TranscodedStream, TranscodingPump
 
 from .media import Leg, Side
+from .recording import CallRecording, Watcher
 
 log = logging.getLogger("centrala.media")
 
@@ -289,8 +297,23 @@ class _StreamState:
     held: Side | None = None
     player: Player | None = None
     rewriters: dict[Side, Rewriter] = field(default_factory=dict)
-    watching: Side | None = None
+    watching: Side | None = None  # the side whose RFC 4733 digits are watched
     relay_held: dict[Side, bool] = field(default_factory=dict)  # as the plan holds the relay
+    watchers: dict[tuple[Side, str], Watcher] = field(default_factory=dict)  # (side, purpose)
+
+
+class _SharedWatch:
+    """A stream as a recorder sees it: its watchers go through ``CallFeatures._watch``."""
+
+    def __init__(self, features: CallFeatures, state: _StreamState) -> None:
+        self.features, self.state = features, state
+
+    @property
+    def closed(self) -> bool:
+        return self.state.stream.closed
+
+    def set_watcher(self, from_side: Side, watcher: Watcher | None) -> None:
+        self.features._watch(self.state, from_side, "record", watcher)
 
 
 class CallFeatures:
@@ -305,6 +328,7 @@ class CallFeatures:
         self._streams: dict[int, _StreamState] = {}
         self._digits: list[asyncio.Handle] = []
         self._dtmf_out = _EventSender()
+        self.recording: CallRecording | None = None
         self.released = False
 
     # -- SDP ------------------------------------------------------------------------------
@@ -382,6 +406,7 @@ class CallFeatures:
             self._apply(state, plan, x, y, transcode, self._events.pop(plan.index, None))
         self._transcode.clear()
         self._events.clear()
+        self._follow_recording()
 
     def _apply(self, state: _StreamState, plan: StreamPlan, x: Side, y: Side,
                transcode: tuple[LegCodec, LegCodec] | None, x_event: int | None) -> None:
@@ -456,14 +481,16 @@ class CallFeatures:
             state.pump.stop()
             state.pump = None
         state.transcoding = None
-        if state.watching is not None and not state.stream.closed:
-            state.stream.set_watcher(state.watching, None)
+        if state.watching is not None:
+            self._watch(state, state.watching, "dtmf", None)
         state.watching = None
 
     def dropped(self, index: int) -> None:
         """Stream ``index`` was closed (a re-offer disabled it)."""
         state = self._streams.pop(index, None)
         if state is not None:
+            if self.recording is not None:
+                self.recording.dropped(state.stream)
             self._stop(state)
 
     def release(self) -> None:
@@ -471,6 +498,8 @@ class CallFeatures:
         if self.released:
             return
         self.released = True
+        if self.recording is not None:
+            self.recording.stop()
         for handle in self._digits:
             handle.cancel()
         self._digits.clear()
@@ -492,13 +521,54 @@ class CallFeatures:
         if want == state.watching:
             return
         if state.watching is not None:
-            state.stream.set_watcher(state.watching, None)
+            self._watch(state, state.watching, "dtmf", None)
         state.watching = want
         if want is not None:
             leg = state.codecs[want]
             assert leg.telephone_event is not None
-            state.stream.set_watcher(want, self._watcher(want, leg.telephone_event,
-                                                         leg.codec.clock_rate))
+            self._watch(state, want, "dtmf", self._watcher(want, leg.telephone_event,
+                                                           leg.codec.clock_rate))
+
+    def _watch(self, state: _StreamState, side: Side, purpose: str,
+               watcher: Watcher | None) -> None:
+        """Set (or clear) the ``purpose`` watcher of ``side``; the relay gets them all."""
+        if watcher is None:
+            state.watchers.pop((side, purpose), None)
+        else:
+            state.watchers[(side, purpose)] = watcher
+        if state.stream.closed:
+            return
+        mine = [w for (s, _), w in state.watchers.items() if s == side]
+        if not mine:
+            state.stream.set_watcher(side, None)
+        else:
+            state.stream.set_watcher(side, mine[0] if len(mine) == 1 else _fan_out(mine))
+
+    # -- recording --------------------------------------------------------------------------
+    def record(self, state_dir: Path, relative: PurePosixPath) -> bool:
+        """Record the call to ``state_dir / relative`` from now on (or from when its
+        codecs are known) until ``release``."""
+        if self.released:
+            return False
+        if self.recording is None:
+            self.recording = CallRecording(state_dir, relative, self.call_ref,
+                                           self.features.loop)
+            self._follow_recording()
+        return True
+
+    def recorded(self) -> PurePosixPath | None:
+        return self.recording.file() if self.recording is not None else None
+
+    def _follow_recording(self) -> None:
+        """The first stream with both codecs known is the one recorded."""
+        if self.recording is None:
+            return
+        for index in sorted(self._streams):
+            state = self._streams[index]
+            a, b = state.codecs.get("a"), state.codecs.get("b")
+            if a is not None and b is not None:
+                self.recording.follow(state.stream, _SharedWatch(self, state), a, b)
+                return
 
     def _watcher(self, side: Side, event_pt: int, clock_rate: int) -> Callable[[memoryview], None]:
         receiver = DtmfReceiver()
@@ -549,6 +619,14 @@ class CallFeatures:
     def _digit_sent(self, state: _StreamState, to: Side) -> None:
         if not self.released and not state.stream.closed:
             state.stream.hold(to, state.relay_held.get(to, False))
+
+
+def _fan_out(watchers: list[Watcher]) -> Watcher:
+    """One watcher calling several (DTMF and the recorder on one side)."""
+    def watch(packet: memoryview) -> None:
+        for watcher in watchers:
+            watcher(packet)
+    return watch
 
 
 class _EventSender:

@@ -18,7 +18,8 @@ the software's licence version.  Every question is answered from those three:
   tenant has and whether they are valid.
 * **User-bound licences** (``PBX-VoicemailUser``, ``PBX-Fax``, ``PBX-Recording``,
   ``PBX-UC``) are counted from the configuration: a user needs one when the
-  feature's flag is set (:data:`USER_FEATURES`).  ``PBX-UC`` bundles voicemail,
+  feature's flag is set (:data:`USER_FEATURES`); a tenant's ``recording``
+  records every user, so each needs a ``PBX-Recording`` licence.  ``PBX-UC`` bundles voicemail,
   fax, video, mobility, app sharing and myPBX, so a ``uc`` user needs no
   voicemail or fax licence.  The old voicemail model (``PBX-Voicemail``, as
   many as port licences, then every user may have voicemail) and the per-user
@@ -96,25 +97,30 @@ class LicensedTenant(Protocol):
     def domain(self) -> str: ...
     @property
     def extensions(self) -> Sequence[LicensedUser]: ...
+    @property
+    def recording(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class UserFeature:
-    """A per-user feature that needs one ``licence`` per user for whom ``needs`` is true."""
+    """A per-user feature that needs one ``licence`` per user for whom ``needs``
+    (of the tenant and the user) is true."""
 
     flag: str  # the extension setting that enables it, for error locations
     label: str
     licence: LicenceType
-    needs: Callable[[LicensedUser], bool]
+    needs: Callable[[LicensedTenant, LicensedUser], bool]
 
 
 USER_FEATURES: tuple[UserFeature, ...] = (
-    UserFeature("uc", "the UC bundle", LicenceType.UC, lambda u: u.uc),
+    UserFeature("uc", "the UC bundle", LicenceType.UC, lambda t, u: u.uc),
     UserFeature(
-        "voicemail", "voicemail", LicenceType.VOICEMAIL_USER, lambda u: u.voicemail and not u.uc
+        "voicemail", "voicemail", LicenceType.VOICEMAIL_USER,
+        lambda t, u: u.voicemail and not u.uc,
     ),
-    UserFeature("fax", "fax", LicenceType.FAX, lambda u: u.fax and not u.uc),
-    UserFeature("recording", "recording", LicenceType.RECORDING, lambda u: u.recording),
+    UserFeature("fax", "fax", LicenceType.FAX, lambda t, u: u.fax and not u.uc),
+    UserFeature("recording", "recording", LicenceType.RECORDING,
+                lambda t, u: u.recording or t.recording),
 )
 _VOICEMAIL = USER_FEATURES[1]
 
@@ -271,22 +277,27 @@ class LicencePolicy:
         """Users enabling user-bound features beyond the tenant's licences."""
         problems: list[LicenceProblem] = []
         for feature in USER_FEATURES:
-            users = tuple(u.number for u in tenant.extensions if feature.needs(u))
+            users = tuple(u.number for u in tenant.extensions if feature.needs(tenant, u))
             if feature is _VOICEMAIL and self.installed(tenant.domain, LicenceType.VOICEMAIL):
                 problem = self._old_voicemail_problem(tenant.domain, users)
             else:
-                problem = self._over_count(tenant.domain, feature, users)
+                whole = feature.licence is LicenceType.RECORDING and tenant.recording
+                problem = self._over_count(tenant.domain, feature, users, whole)
             problems += [problem] if problem else []
         return problems
 
     def _over_count(
-        self, tenant: str, feature: UserFeature, users: tuple[str, ...]
+        self, tenant: str, feature: UserFeature, users: tuple[str, ...], whole: bool = False
     ) -> LicenceProblem | None:
+        """Too few licences for ``users``; ``whole``: the tenant's own setting
+        enables the feature for every user."""
         licensed = self.valid(tenant, feature.licence)
         if len(users) <= licensed:
             return None
+        enable = f"has {feature.label} on for all {len(users)} user(s)" if whole else \
+            f"{len(users)} user(s) enable {feature.label}"
         message = (
-            f"tenant {tenant}: {len(users)} user(s) enable {feature.label} but only "
+            f"tenant {tenant}: {enable} but only "
             f"{licensed} {feature.licence} licence(s){self._old_note(tenant, feature.licence)}: "
             f"{', '.join(users)} ({len(users) - licensed} over)"
         )
@@ -378,7 +389,7 @@ def report(
 def _user_bound_in_use(tenant: LicensedTenant) -> dict[str, int]:
     uses: dict[str, int] = defaultdict(int)
     for feature in USER_FEATURES:
-        uses[feature.licence] += sum(1 for u in tenant.extensions if feature.needs(u))
+        uses[feature.licence] += sum(1 for u in tenant.extensions if feature.needs(tenant, u))
     return dict(uses)
 
 

@@ -234,8 +234,8 @@ def user(number: str, **flags: bool) -> SimpleNamespace:
     return SimpleNamespace(number=number, **{**defaults, **flags})
 
 
-def tenant(domain: str, *users: SimpleNamespace) -> SimpleNamespace:
-    return SimpleNamespace(domain=domain, extensions=list(users))
+def tenant(domain: str, *users: SimpleNamespace, recording: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(domain=domain, extensions=list(users), recording=recording)
 
 
 def test_totals_per_tenant_and_node_binding() -> None:
