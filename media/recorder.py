@@ -277,7 +277,8 @@ def repair_wav(path: str | os.PathLike[str]) -> int:
 class WatchedStream(Protocol):
     """What a recorder needs of ``media.relay.RelayStream``."""
 
-    closed: bool
+    @property
+    def closed(self) -> bool: ...
 
     def set_watcher(self, from_side: Side,
                     watcher: Callable[[memoryview], None] | None) -> None: ...

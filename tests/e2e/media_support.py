@@ -3,7 +3,7 @@ the switch's RTP port count.
 
 * ``write_tone`` makes a WAV of one frequency (8 kHz mono unless told);
   ``dominant_frequency`` finds the strongest frequency of the loudest second of
-  a recording (Goertzel, one DFT bin per 20 Hz step), with its RMS.
+  a recording's channel (Goertzel, one DFT bin per 20 Hz step), with its RMS.
 * ``sipp_call_rtp`` runs a SIPp caller scenario against a SIPp callee whose
   SDP names a socket of the test (``@RTP_PORT@``), and returns the RTP that
   reached that socket.
@@ -56,13 +56,14 @@ def _goertzel(samples: list[int], rate: int, freq: float) -> float:
     return s1 * s1 + s2 * s2 - k * s1 * s2
 
 
-def dominant_frequency(path: Path) -> tuple[float, float]:
+def dominant_frequency(path: Path, channel: int = 0) -> tuple[float, float]:
     """(dominant frequency in 100..3900 Hz, RMS) of the loudest second of a WAV
-    (its first channel)."""
+    (of one channel, the first unless told)."""
     with wave.open(str(path)) as w:
         rate, channels = w.getframerate(), w.getnchannels()
         frames = w.readframes(w.getnframes())
-    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))[::channels]
+    frames = frames[: len(frames) // (2 * channels) * 2 * channels]
+    samples = list(struct.unpack(f"<{len(frames) // 2}h", frames))[channel::channels]
     seconds = [samples[i:i + rate] for i in range(0, max(len(samples) - rate + 1, 1), rate)]
     loudest = max(seconds, key=lambda s: sum(x * x for x in s))
     rms = math.sqrt(sum(x * x for x in loudest) / max(len(loudest), 1))
