@@ -681,7 +681,7 @@ class Config(_Model):
         """Recording needs the media to cross the switch."""
         if self.media.anchor:
             return []
-        why = "recording needs media.anchor: true (the RTP must cross the switch)"
+        why = "needs media.anchor: true (the RTP must cross the switch)"
         problems: list[Problem] = []
         for i, tenant in enumerate(self.tenants):
             if tenant.recording:

@@ -558,3 +558,42 @@ def test_a_key_id_made_only_of_digits_survives_yaml() -> None:
         key = generate_key()
         text = sign(licence(), key)
         assert verify(text, trusted_keys([key.public_key()])) == licence()
+
+
+def test_a_tenant_recording_every_call_needs_a_recording_licence_per_user() -> None:
+    users = [user("1"), user("2", recording=True), user("3")]
+    three = LicencePolicy((licence(items=(("PBX-Recording", 3, 1),)),), "n")
+    assert three.problems([tenant("a.test", *users, recording=True)]) == []
+    [problem] = LicencePolicy((licence(items=(("PBX-Recording", 2, 1),)),), "n").problems(
+        [tenant("a.test", *users, recording=True)])
+    assert problem.message == (
+        "tenant a.test: has recording on for all 3 user(s) but only 2 PBX-Recording "
+        "licence(s): 1, 2, 3 (1 over)")
+    assert (problem.flag, problem.first_over) == ("recording", "3")
+    one = LicencePolicy((licence(items=(("PBX-Recording", 1, 1),)),), "n")
+    assert one.problems([tenant("a.test", *users)]) == []  # only user 2 records
+
+
+def test_tenant_recording_over_the_licences_is_refused_at_the_tenants_key(
+    tmp_path: Path, authority: Ed25519PrivateKey
+) -> None:
+    text = TENANT.replace("extensions:", "recording: true\nextensions:")
+    licences = {"a.lic": sign(licence(items=(("PBX-Port", 10, 1), ("PBX-VoicemailUser", 3, 1),
+                                             ("PBX-Recording", 3, 1))), authority)}
+    issue = single(issues_of(config_dir(tmp_path, authority, licences, tenant_text=text)))
+    assert "has recording on for all 4 user(s) but only 3 PBX-Recording" in issue.message
+    assert text.splitlines()[issue.line - 1] == "recording: true"
+
+
+def test_recording_needs_anchored_media(tmp_path: Path, authority: Ed25519PrivateKey) -> None:
+    text = TENANT.replace("    voicemail: true\n", "    voicemail: true\n    recording: true\n", 1)
+    licences = {"a.lic": sign(licence(items=(("PBX-Port", 10, 1), ("PBX-VoicemailUser", 3, 1),
+                                             ("PBX-Recording", 1, 1))), authority)}
+    assert load_config(config_dir(tmp_path / "ok", authority, licences, tenant_text=text), env={})
+    path = config_dir(tmp_path / "no", authority, licences, tenant_text=text,
+                      main=MAIN + "media: {anchor: false}\n")
+    issue = single(issues_of(path))
+    assert issue.message == (
+        "extensions[1].recording: needs media.anchor: true (the RTP must cross the switch)")
+    assert issue.file == path / "tenants/a.yaml"
+    assert text.splitlines()[issue.line - 1].strip() == "recording: true"

@@ -352,6 +352,21 @@ def cdr(ref: str, end: float, tenant: str = "a.test") -> CdrRecord:
     )
 
 
+async def test_a_cdr_keeps_its_recording_across_a_restart(tmp_path: Path) -> None:
+    rec = dataclasses.replace(cdr("c1", NOW), recording="recordings/a.test/2026-11-23/c1.wav")
+    store = open_storage(sqlite_url(tmp_path), flush_interval_s=0.05)
+    await store.open()
+    store.put_cdr(rec)
+    store.put_cdr(cdr("c2", NOW + 1))
+    await store.close()
+    again = open_storage(sqlite_url(tmp_path))
+    await again.open()
+    try:
+        assert [c.recording for c in await again.load_cdrs()] == [rec.recording, None]
+    finally:
+        await again.close()
+
+
 async def test_cdrs_are_written_behind_and_filtered(tmp_path: Path) -> None:
     store = open_storage(sqlite_url(tmp_path), flush_interval_s=0.05)
     await store.open()
