@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from media.codecs import PCMA, PCMU
+from media.codecs import OPUS, PCMA, PCMU
 from media.dtmf import TelephoneEvent
 from media.recorder import UNKNOWN_SIZE, WAV_HEADER_SIZE, wav_header
 from media.rtp import RtpPacket
@@ -33,6 +33,7 @@ from tests.unit.test_anchor import config, local_address
 from tests.unit.test_call import FakeEnv
 from tests.unit.test_media_features import (
     A_SDP,
+    B_OPUS,
     B_PCMU,
     TENANT,
     FeatureFakeStream,
@@ -136,6 +137,25 @@ def test_a_call_is_recorded_in_stereo_through_a_codec_change_and_finalised_at_by
     half = len(left) // 2 // 2 * 2
     for part in (slice(800, half - 800), slice(half + 800, len(left) - 4000)):  # PCMU, PCMA
         assert dominant(left[part], 8000) == 1000.0 and dominant(right[part], 8000) == 500.0
+
+
+async def _transcoded(tmp_path: Path) -> Call:
+    loop = asyncio.get_running_loop()
+    call, env, relay = feature_call(loop)  # 100 speaks PCMU, 101 opus only: transcoded
+    answer_call(call, env, B_OPUS)
+    assert call.media.record(tmp_path, REL)
+    opus = LegCodec(OPUS, 111)
+    await paced(relay.streams[0], rtp(ULAW, 1000.0, 30), rtp(opus, 500.0, 30, ssrc=9))
+    call.hangup(9.0, "callee", 200)
+    return call
+
+
+def test_a_transcoded_call_is_recorded_each_side_in_its_own_codec(tmp_path: Path) -> None:
+    asyncio.run(_transcoded(tmp_path))
+    left, right, rate = read_stereo(tmp_path / REL)
+    assert rate == 16000  # a wideband leg: the file keeps 16 kHz
+    part = slice(3200, len(left) - 6400)
+    assert dominant(left[part], rate) == 1000.0 and dominant(right[part], rate) == 500.0
 
 
 async def _record_then(tmp_path: Path, end: Callable[[Call], object], before_answer: bool
