@@ -13,7 +13,8 @@ The hot path is one synchronous callback per readable socket, registered with
 ``bench/media.py``): ``recvfrom_into`` a buffer shared by the whole relay,
 check the first byte, compare the source with the latched address, rewrite
 the payload type (and SSRC/seq/timestamp when a ``Rewriter`` is set) in
-place, ``sendto``, count.  No awaits, no logging, no object built per packet
+place, ``sendto``, count.  A payload type the receiving side did not
+negotiate is dropped (``set_pt_map``).  No awaits, no logging, no object built per packet
 beyond what the socket calls return.  Opening a stream is synchronous, so
 the B2BUA can do it while it writes an SDP.
 
@@ -56,7 +57,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from .ports import PortAllocator, PortPair
 from .rtp import (
@@ -94,6 +95,7 @@ def _nothing(packet: memoryview) -> None:
 
 DROP_ALL = Transform(_nothing, _nothing, _nothing, _nothing)  # e.g. until DTLS gives keys
 MAX_DATAGRAM = 65535  # one receive buffer for the whole relay: nothing is ever truncated
+NOT_NEGOTIATED: Final = 0xFF  # in a payload-type table: drop packets of that type
 
 
 class Rewriter:
@@ -282,7 +284,11 @@ class _Side:
         table = self.pt_table
         if table is not None:
             b1 = buf[1]
-            buf[1] = (b1 & 0x80) | table[b1 & 0x7F]
+            pt = table[b1 & 0x7F]
+            if pt == NOT_NEGOTIATED:
+                self.dropped += 1
+                return
+            buf[1] = (b1 & 0x80) | pt
         if peer.rewriter is not None:
             peer.rewriter.rewrite(buf)
         peer.deliver(self, peer.rtp_send, peer.rtp_dst, n)
@@ -334,7 +340,11 @@ class _Side:
         table = self.pt_table
         if table is not None:
             b1 = buf[1]
-            buf[1] = (b1 & 0x80) | table[b1 & 0x7F]
+            pt = table[b1 & 0x7F]
+            if pt == NOT_NEGOTIATED:
+                self.dropped += 1
+                return
+            buf[1] = (b1 & 0x80) | pt
         if peer.rewriter is not None:
             peer.rewriter.rewrite(buf)
         peer.deliver_secure(self, False, n)
@@ -531,11 +541,13 @@ class RelayStream:
         self._sides[side].set_remote(rtp_addr, rtcp_addr, source_ip)
 
     def set_pt_map(self, from_side: Side, mapping: Mapping[int, int]) -> None:
-        """Rewrite the payload type of RTP packets coming from ``from_side``."""
+        """Rewrite the payload type of RTP packets coming from ``from_side``, and drop
+        those of a type the mapping lacks: the other side did not negotiate it (RFC
+        3264 §5.1), e.g. telephone-event toward a phone that gets INFO instead.  An
+        empty mapping (nothing negotiated yet) relays every type unchanged."""
         if any(not (0 <= k < 128 and 0 <= v < 128) for k, v in mapping.items()):
             raise ValueError(f"payload types must be 0..127: {dict(mapping)}")
-        identity = all(k == v for k, v in mapping.items())
-        table = None if identity else bytes(mapping.get(pt, pt) for pt in range(128))
+        table = bytes(mapping.get(pt, NOT_NEGOTIATED) for pt in range(128)) if mapping else None
         self._sides[from_side].pt_table = table
 
     def hold(self, side: Side, on: bool) -> None:
@@ -586,7 +598,10 @@ class RelayStream:
         table = source.pt_table
         if table is not None:
             b1 = packet[1]
-            packet[1] = (b1 & 0x80) | table[b1 & 0x7F]
+            pt = table[b1 & 0x7F]
+            if pt == NOT_NEGOTIATED:
+                return False
+            packet[1] = (b1 & 0x80) | pt
         return self.send(target.name, packet)
 
     def send_rtcp(self, side: Side, packet: bytes | bytearray) -> bool:

@@ -14,6 +14,9 @@
   presses 5 by SIP INFO (application/dtmf-relay); the switch answers the INFO
   and 101's RTP socket (a socket of this test) gets telephone-event 5 packets;
   101 never sees the INFO.
+* RFC 4733 -> INFO: SIPp 100 (with telephone-event) calls SIPp 101 (PCMU
+  only) and sends digit 7 as RFC 4733 packets; 101 gets an INFO
+  (application/dtmf-relay, Signal=7) and no telephone-event packet.
 * After every call, no RTP port is left allocated.
 """
 
@@ -166,4 +169,16 @@ def test_info_becomes_rfc4733_events_on_the_other_leg(
     assert {p[12] for p in events} == {5}, [p[12:16].hex() for p in events]
     assert any(p[13] & 0x80 for p in events), "no end-of-event packet"
     assert len({p[4:8] for p in events}) == 1  # one event, one timestamp
+    assert ports_released(c), status(c)
+
+
+def test_rfc4733_events_become_info_for_a_leg_without_telephone_event(
+    start_centrala: StartCentrala, config_copy: ConfigCopy, tmp_path: Path
+) -> None:
+    c = start_centrala(call_config(config_copy))
+    _, answered, received = sipp_call_rtp(c, tmp_path, "media_uac_4733.xml",
+                                          "media_uas_no_event.xml")
+    assert "Signal=7" in answered.messages, f"101 got no INFO for 7\n{c.log_tail()}"
+    assert not [data for data, _ in received if data[1] & 0x7F != 0], \
+        "a packet other than PCMU reached 101"
     assert ports_released(c), status(c)

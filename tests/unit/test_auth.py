@@ -214,6 +214,15 @@ def test_nonce_survives_a_restart_with_the_same_secret(auth: DigestAuth) -> None
     assert check(other, register(value), NOW + 10).reason == "bad nonce"
 
 
+def test_a_secret_longer_than_the_mac_key_still_binds_the_nonce() -> None:
+    long_secret = bytes(range(100))
+    auth = DigestAuth(long_secret)
+    value = client_authorization(first_challenge(auth))
+    assert check(DigestAuth(long_secret), register(value), NOW + 10).ok
+    other = DigestAuth(long_secret[:99] + b"!")
+    assert check(other, register(value), NOW + 10).reason == "bad nonce"
+
+
 def test_increasing_nc_ok_replay_fails(auth: DigestAuth) -> None:
     challenge = first_challenge(auth)
     assert check(auth, register(client_authorization(challenge, nc=1))).ok
@@ -450,7 +459,8 @@ def test_escaped_quotes_in_values() -> None:
 
 def _nonce_blind(values: list[str]) -> tuple[list[str], list[int]]:
     nonces = [challenge_params(v)["nonce"] for v in values]
-    return [v.replace(n, "NONCE") for v, n in zip(values, nonces)], [len(n) for n in nonces]
+    blinded = [v.replace(n, "NONCE") for v, n in zip(values, nonces, strict=True)]
+    return blinded, [len(n) for n in nonces]
 
 
 def test_unknown_user_and_wrong_password_are_indistinguishable(

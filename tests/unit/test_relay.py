@@ -277,10 +277,12 @@ async def test_payload_type_rewritten(call: Call) -> None:
     call.stream.set_pt_map("a", {101: 96, 0: 0})
     call.a.sendto(rtp_packet(1, pt=101, marker=1), call.to_a)
     assert (await recv(call.b))[0] == rtp_packet(1, pt=96, marker=1)
-    call.a.sendto(rtp_packet(2, pt=8), call.to_a)  # not in the map: unchanged
-    assert (await recv(call.b))[0] == rtp_packet(2, pt=8)
-    call.b.sendto(rtp_packet(3, pt=101), call.to_b)  # the map is per direction
-    assert (await recv(call.a))[0] == rtp_packet(3, pt=101)
+    call.a.sendto(rtp_packet(2, pt=8), call.to_a)  # not negotiated by b: dropped
+    call.a.sendto(rtp_packet(3, pt=0), call.to_a)
+    assert (await recv(call.b))[0] == rtp_packet(3, pt=0)
+    assert call.stream.counters("a").dropped == 1
+    call.b.sendto(rtp_packet(4, pt=101), call.to_b)  # the map is per direction
+    assert (await recv(call.a))[0] == rtp_packet(4, pt=101)
     with pytest.raises(ValueError):
         call.stream.set_pt_map("a", {200: 0})
 
