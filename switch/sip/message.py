@@ -21,7 +21,7 @@ import re
 from typing import Iterator
 
 from .errors import MalformedMessage, UnparseableMessage
-from .grammar import parse_uint, split_top_level
+from .grammar import is_token, parse_uint, split_top_level, strip
 from .headers import (
     LIST_HEADERS,
     Contact,
@@ -397,7 +397,7 @@ def _parse_start_line(line: str) -> Request | Response:
         resp.version = version
         return resp
     parts = line.split(" ")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2]:
         parts = line.split()
         if len(parts) < 3 or parts[-1][:4].upper() != "SIP/" or not parts[0].isascii():
             raise UnparseableMessage("Malformed Request-Line")
@@ -408,7 +408,7 @@ def _parse_start_line(line: str) -> Request | Response:
             raise UnparseableMessage("Malformed Request-Line")
         req = Request(parts[0], parts[1])
     req.version = parts[-1]
-    if not _TOKEN_RE.match(parts[0]):
+    if not is_token(parts[0]):
         req.defects.append("Malformed method")
     return req
 
@@ -417,7 +417,6 @@ def _parse_start_line(line: str) -> Request | Response:
 # check and the case folding are done once per spelling.  Bounded.
 _NAME_CACHE: dict[str, tuple[str, str]] = {}
 _NAME_CACHE_MAX = 4096
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
 
 
@@ -426,7 +425,7 @@ def _field_name(raw: str) -> tuple[str, str] | None:
     if known is not None:
         return known
     name = raw.rstrip(" \t")
-    if not _TOKEN_RE.match(name):
+    if not is_token(name):
         return None
     known = (name, header_key(name))
     if len(_NAME_CACHE) < _NAME_CACHE_MAX:
@@ -446,21 +445,27 @@ def _parse_fields(msg: Message, text: str, sep: str, max_headers: int, max_line:
         del lines[max_headers:]
     fields = msg.fields
     for line in lines:
-        raw, colon, value = line.partition(":")
-        known = _NAME_CACHE.get(raw) if colon else None
+        colon = line.find(":")
+        known = _NAME_CACHE.get(line[:colon]) if colon >= 0 else None
         if known is None:
-            known = _field_name(raw) if colon else None
+            known = _field_name(line[:colon]) if colon >= 0 else None
             if known is None:
                 msg.defects.append("Malformed header line")
                 continue
         if len(line) > max_line:
             msg.defects.append("Header line too long")
-        fields.append((known[0], known[1], value.strip()))
+        fields.append((known[0], known[1], strip(line[colon + 1 :])))
 
 
 def _frame_body(msg: Message, data: bytes, body_at: int) -> None:
     lengths = msg.get_all("content-length")
     available = len(data) - body_at
+    if len(lengths) == 1 and lengths[0].isdigit() and lengths[0].isascii() and len(lengths[0]) < 10:
+        length = int(lengths[0])  # the common case, 0..999999999 (parse_uint's range)
+        if length <= available:
+            msg._body = data[body_at : body_at + length]
+            msg._raw = data if length == available else data[: body_at + length]
+            return
     if not lengths:
         msg._body = data[body_at:]
         msg._raw = data
