@@ -43,19 +43,28 @@ def alnum_or(text: str, marks: str) -> bool:
 
 
 def strip(text: str) -> str:
-    """``text.strip()``, without the method call in the common cases: no
-    surrounding whitespace, or one leading space (``Name: value``)."""
-    n = len(text)
-    if n == 0:
-        return text
-    last = ord(text[n - 1])
-    if 32 < last < 127:
-        first = ord(text[0])
-        if 32 < first < 127:
-            return text
-        if first == 32 and n > 1 and 32 < ord(text[1]) < 127:
-            return text[1:]
-    return text.strip()
+    """``text.strip()``, without the method call in the common cases."""
+    return strip_range(text, 0, len(text))
+
+
+def strip_range(text: str, start: int, end: int) -> str:
+    """``text[start:end].strip()``, sliced once.
+
+    Spaces and tabs are trimmed here; if what is left starts and ends with a
+    printable ASCII character that is the answer (``str.strip`` would stop
+    there too), otherwise ``str.strip`` decides (Unicode whitespace).
+    """
+    i = start
+    j = end
+    while i < j and (ord(text[i]) == 32 or ord(text[i]) == 9):
+        i += 1
+    while j > i and (ord(text[j - 1]) == 32 or ord(text[j - 1]) == 9):
+        j -= 1
+    if i == j:
+        return text[start:end].strip()
+    if 32 < ord(text[i]) < 127 and 32 < ord(text[j - 1]) < 127:
+        return text[i:j]
+    return text[start:end].strip()
 
 
 def is_token(text: str) -> bool:
