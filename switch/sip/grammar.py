@@ -42,6 +42,25 @@ def alnum_or(text: str, marks: str) -> bool:
     return True
 
 
+def ascii_uint(text: str) -> int:
+    """Value of a non-empty string of ASCII digits, else -1 (``isdigit()``
+    alone would accept other scripts' digits)."""
+    n = len(text)
+    if n == 0:
+        return -1
+    if n > 18:  # beyond a machine word: let int() do it
+        return int(text) if text.isdigit() and text.isascii() else -1
+    value = 0
+    i = 0
+    while i < n:
+        o = ord(text[i])
+        if o < 48 or o > 57:
+            return -1
+        value = value * 10 + (o - 48)
+        i += 1
+    return value
+
+
 def strip(text: str) -> str:
     """``text.strip()``, without the method call in the common cases."""
     return strip_range(text, 0, len(text))
@@ -213,9 +232,9 @@ def quote(text: str) -> str:
 def parse_uint(text: str, what: str, maximum: int) -> int:
     """A decimal integer in ``0..maximum``; Python ints never overflow, so check."""
     text = strip(text)
-    if not text.isdigit() or not text.isascii() or len(text) > 20:
+    value = ascii_uint(text) if len(text) <= 20 else -1
+    if value < 0:
         raise MalformedMessage(f"Malformed {what}")
-    value = int(text)
     if value > maximum:
         raise MalformedMessage(f"{what} out of range")
     return value

@@ -265,15 +265,20 @@ class Message:
     def __bytes__(self) -> bytes:
         if self._raw is not None:
             return self._raw
-        lines = [self.start_line()]
+        # One join over the pieces: no intermediate string per header line.
+        parts = [self.start_line(), "\r\n"]
         has_length = False
         for n, k, v in self.fields:
-            lines.append(f"{n}: {v}")
-            has_length = has_length or k == "content-length"
+            parts.append(n)
+            parts.append(": ")
+            parts.append(v)
+            parts.append("\r\n")
+            if k == "content-length":
+                has_length = True
         if not has_length:
-            lines.append(f"Content-Length: {len(self._body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
-        data = head.encode("utf-8", "surrogateescape") + self._body
+            parts.append(f"Content-Length: {len(self._body)}\r\n")
+        parts.append("\r\n")
+        data = "".join(parts).encode("utf-8", "surrogateescape") + self._body
         self._raw = data
         return data
 

@@ -14,7 +14,17 @@ from typing import Union
 from urllib.parse import unquote_to_bytes
 
 from .errors import MalformedMessage
-from .grammar import Params, alnum_or, format_params, get_param, parse_params, set_param, strip
+from .grammar import (
+    Params,
+    alnum_or,
+    ascii_uint,
+    format_params,
+    get_param,
+    parse_params,
+    set_param,
+    strip,
+    strip_range,
+)
 
 # Characters that never appear unescaped in a URI (RFC 3986/3261 §25).
 _FORBIDDEN = re.compile(r'[\x00-\x20<>"\x7f]')
@@ -55,19 +65,22 @@ def split_hostport(text: str, where: str) -> tuple[str, int | None]:
         if end < 0:
             raise MalformedMessage(f"Malformed host in {where}")
         host, rest = text[: end + 1], text[end + 1 :].strip()
+        check_host(host, where)
+        if not rest:
+            return host, None
+        if rest[0] != ":":
+            raise MalformedMessage(f"Malformed host in {where}")
+        port_text = strip(rest[1:])
     else:
-        host, sep, port_text = text.partition(":")
-        host = strip(host)
-        rest = ":" + port_text if sep else ""
-    check_host(host, where)
-    if not rest:
-        return host, None
-    if rest[0] != ":":
-        raise MalformedMessage(f"Malformed host in {where}")
-    port_text = strip(rest[1:])
-    if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5:
+        colon = text.find(":")
+        host = text if colon < 0 else strip_range(text, 0, colon)
+        check_host(host, where)
+        if colon < 0:
+            return host, None
+        port_text = strip_range(text, colon + 1, len(text))
+    port = ascii_uint(port_text) if len(port_text) <= 5 else -1
+    if port < 0:
         raise MalformedMessage(f"Malformed port in {where}")
-    port = int(port_text)
     if not 0 < port < 65536:
         raise MalformedMessage(f"Port out of range in {where}")
     return host, port

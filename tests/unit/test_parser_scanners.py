@@ -15,10 +15,18 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from switch.sip.errors import MalformedMessage
-from switch.sip.grammar import is_param_value, is_token, parse_params, strip, strip_range
+from switch.sip.grammar import (
+    ascii_uint,
+    is_param_value,
+    is_token,
+    parse_params,
+    parse_uint,
+    strip,
+    strip_range,
+)
 from switch.sip.headers import CSeq, NameAddr, Via
 from switch.sip.message import Request, parse_message
-from switch.sip.uri import is_hostname, split_hostport
+from switch.sip.uri import check_host, is_hostname, split_hostport
 
 # -- oracles: the code the scanners replaced -------------------------------
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
@@ -78,6 +86,68 @@ def test_strip_range_is_slice_then_strip(text: str, a: int, b: int) -> None:
     start, end = min(a, b, len(text)), min(max(a, b), len(text))
     assert strip_range(text, start, end) == text[start:end].strip()
     assert strip(text) == text.strip()
+
+
+def oracle_hostport(text: str, where: str) -> tuple[str, int | None]:
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise MalformedMessage(f"Malformed host in {where}")
+        host, rest = text[: end + 1], text[end + 1 :].strip()
+    else:
+        host, sep, port_text = text.partition(":")
+        host = host.strip()
+        rest = ":" + port_text if sep else ""
+    check_host(host, where)
+    if not rest:
+        return host, None
+    if rest[0] != ":":
+        raise MalformedMessage(f"Malformed host in {where}")
+    port_text = rest[1:].strip()
+    if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5:
+        raise MalformedMessage(f"Malformed port in {where}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise MalformedMessage(f"Port out of range in {where}")
+    return host, port
+
+
+def oracle_uint(text: str, what: str, maximum: int) -> int:
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 20:
+        raise MalformedMessage(f"Malformed {what}")
+    value = int(text)
+    if value > maximum:
+        raise MalformedMessage(f"{what} out of range")
+    return value
+
+
+hostport_text = st.builds(
+    lambda a, b, c: a + b + c,
+    st.sampled_from(
+        ["", " ", "h.example", "192.0.2.1", "[::1]", "[2001:db8::1", "[x]", "a-", "\xa0h"]
+    ),
+    st.sampled_from(["", ":", " : ", ":\t", "]", "x"]),
+    st.text(st.sampled_from(list("0159 \t\u0663x:")), max_size=7),
+)
+
+
+@settings(max_examples=400)
+@given(hostport_text)
+def test_split_hostport_equals_the_partition_version(text: str) -> None:
+    expected = outcome(oracle_hostport, text, "Via header")
+    assert outcome(split_hostport, text, "Via header") == expected
+
+
+digits = st.text(st.sampled_from(list("0123456789 \t\u0663\xb2x")), max_size=22)
+
+
+@given(digits, st.sampled_from([255, 2**31, 2**32 - 1, 2**64]))
+def test_parse_uint_equals_isdigit_int(text: str, maximum: int) -> None:
+    assert outcome(parse_uint, text, "N", maximum) == outcome(oracle_uint, text, "N", maximum)
+    expected = int(text) if text and text.isdigit() and text.isascii() else -1
+    assert ascii_uint(text) == expected
 
 
 # -- Via: the cached sent-protocol fast path equals the regex --------------
@@ -150,7 +220,8 @@ def test_via_is_a_value() -> None:
     other = via.with_param("received", "10.0.0.1")
     assert other.received == "10.0.0.1" and via.received is None and via.branch == "z9hG4bK1"
     assert repr(via).startswith("Via(transport='UDP', host='192.0.2.1', port=5060")
-    assert CSeq(1, "INVITE") == CSeq.parse(" 1   INVITE ") and CSeq(1, "INVITE") != CSeq(2, "INVITE")
+    assert CSeq(1, "INVITE") == CSeq.parse(" 1   INVITE ")
+    assert CSeq(1, "INVITE") != CSeq(2, "INVITE")
     assert hash(CSeq(1, "INVITE")) == hash(CSeq.parse("1 INVITE"))
 
 
