@@ -7,7 +7,8 @@ branch, From tag, To, CSeq) and serialises it again.  Two Centrala variants:
 ``forward`` serialises the message unmodified (RFC 3261 allows forwarding the
 received bytes; Centrala keeps them), ``rewrite`` first pushes a Via, which
 forces a full re-serialisation -- the honest comparison with sippy, which
-always rebuilds.  Figures are min/median/max over ``--runs`` runs.
+always rebuilds.  Figures are min/median/max over ``--runs`` runs; the runs
+of the implementations alternate, so a busy machine slows them alike.
 """
 
 from __future__ import annotations
@@ -115,10 +116,16 @@ def measure(seconds: float, runs: int) -> dict[str, object]:
         impls["sippy"] = sippy
     results: dict[str, dict[str, list[float]]] = {}
     for label, data in MESSAGES.items():
-        results[label] = {}
-        for name, fn in impls.items():
+        results[label] = {name: [] for name in impls}
+        for fn in impls.values():
             fn(data)  # warm up, and prove it works
-            results[label][name] = sorted(rate(fn, data, seconds) for _ in range(runs))
+        # Round-robin: on a shared machine, load that comes and goes then hits
+        # every implementation alike instead of skewing one of them.
+        for _ in range(runs):
+            for name, fn in impls.items():
+                results[label][name].append(rate(fn, data, seconds))
+        for name in impls:
+            results[label][name].sort()
     return {
         "python": platform.python_version(),
         "machine": platform.processor() or platform.machine(),

@@ -15,15 +15,85 @@ from .errors import MalformedMessage
 TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
-# gen-value of a generic-param: token / host / quoted-string; hosts may be IPv6 references.
-_PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+\Z")
+# The non-alphanumeric token characters; a gen-value of a generic-param may
+# also be a host, hence an IPv6 reference (":", "[", "]").
+_TOKEN_MARKS = "-.!%*_+`'~"
+_PARAM_VALUE_MARKS = "-.!%*_+`'~:[]"
 
 Params = tuple[tuple[str, str | None], ...]
 
 
+# The scanners below replace regular expressions on the hot path: compiled by
+# mypyc, a loop over ``ord()`` is a few nanoseconds a character, where a
+# ``re`` call costs a Python-level call and a matcher set-up.
+def alnum_or(text: str, marks: str) -> bool:
+    """True if ``text`` is non-empty and every character is an ASCII letter,
+    a digit or one of ``marks``."""
+    n = len(text)
+    if n == 0:
+        return False
+    i = 0
+    while i < n:
+        o = ord(text[i])
+        if not (97 <= o <= 122 or 65 <= o <= 90 or 48 <= o <= 57):
+            if o > 127 or text[i] not in marks:
+                return False
+        i += 1
+    return True
+
+
+def ascii_uint(text: str) -> int:
+    """Value of a non-empty string of ASCII digits, else -1 (``isdigit()``
+    alone would accept other scripts' digits)."""
+    n = len(text)
+    if n == 0:
+        return -1
+    if n > 18:  # beyond a machine word: let int() do it
+        return int(text) if text.isdigit() and text.isascii() else -1
+    value = 0
+    i = 0
+    while i < n:
+        o = ord(text[i])
+        if o < 48 or o > 57:
+            return -1
+        value = value * 10 + (o - 48)
+        i += 1
+    return value
+
+
+def strip(text: str) -> str:
+    """``text.strip()``, without the method call in the common cases."""
+    return strip_range(text, 0, len(text))
+
+
+def strip_range(text: str, start: int, end: int) -> str:
+    """``text[start:end].strip()``, sliced once.
+
+    Spaces and tabs are trimmed here; if what is left starts and ends with a
+    printable ASCII character that is the answer (``str.strip`` would stop
+    there too), otherwise ``str.strip`` decides (Unicode whitespace).
+    """
+    i = start
+    j = end
+    while i < j and (ord(text[i]) == 32 or ord(text[i]) == 9):
+        i += 1
+    while j > i and (ord(text[j - 1]) == 32 or ord(text[j - 1]) == 9):
+        j -= 1
+    if i == j:
+        return text[start:end].strip()
+    if 32 < ord(text[i]) < 127 and 32 < ord(text[j - 1]) < 127:
+        return text[i:j]
+    return text[start:end].strip()
+
+
 def is_token(text: str) -> bool:
-    return bool(_TOKEN_RE.match(text))
+    """RFC 3261 §25.1 ``token``: one or more of alphanum and ``-.!%*_+`'~``."""
+    return alnum_or(text, _TOKEN_MARKS)
+
+
+def is_param_value(text: str) -> bool:
+    """An unquoted ``gen-value``: a token or a host (IPv6 references included)."""
+    return alnum_or(text, _PARAM_VALUE_MARKS)
 
 
 def find_quote_end(text: str, start: int) -> int:
@@ -75,7 +145,7 @@ def split_values(text: str, header: str) -> list[str]:
 
 def parse_params(text: str, where: str) -> Params:
     """Parse ``;name[=value]`` pairs (``text`` starts at the first ``;`` or is blank)."""
-    text = text.strip()
+    text = strip(text)
     if not text:
         return ()
     if text[0] != ";":
@@ -84,9 +154,9 @@ def parse_params(text: str, where: str) -> Params:
     if '"' not in text:  # the common case: no quoted values, a plain split will do
         for raw in text[1:].split(";"):
             name, eq, value = raw.partition("=")
-            name = name.strip()
-            value = value.strip()
-            if not _TOKEN_RE.match(name) or (eq and not _PARAM_VALUE_RE.match(value)):
+            name = strip(name)
+            value = strip(value)
+            if not is_token(name) or (eq and not is_param_value(value)):
                 raise MalformedMessage(f"Malformed parameter in {where}")
             out.append((name, value if eq else None))
         return tuple(out)
@@ -102,7 +172,7 @@ def parse_params(text: str, where: str) -> Params:
         if value.startswith('"'):
             if find_quote_end(value, 0) != len(value) - 1:
                 raise MalformedMessage(f"Malformed parameter value in {where}")
-        elif not _PARAM_VALUE_RE.match(value):
+        elif not is_param_value(value):
             raise MalformedMessage(f"Malformed parameter value in {where}")
         out.append((name, value))
     return tuple(out)
@@ -161,10 +231,10 @@ def quote(text: str) -> str:
 
 def parse_uint(text: str, what: str, maximum: int) -> int:
     """A decimal integer in ``0..maximum``; Python ints never overflow, so check."""
-    text = text.strip()
-    if not text.isdigit() or not text.isascii() or len(text) > 20:
+    text = strip(text)
+    value = ascii_uint(text) if len(text) <= 20 else -1
+    if value < 0:
         raise MalformedMessage(f"Malformed {what}")
-    value = int(text)
     if value > maximum:
         raise MalformedMessage(f"{what} out of range")
     return value

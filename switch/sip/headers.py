@@ -8,22 +8,24 @@ value's meaning (LWS is normalised, order and case are kept).
 from __future__ import annotations
 
 import re
-from typing import ClassVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Final
 
 from .errors import MalformedMessage
 from .grammar import (
-    TOKEN_CHARS,
     Params,
+    alnum_or,
     find_quote_end,
     format_params,
     get_param,
+    is_token,
     parse_params,
     parse_uint,
     remove_param,
     set_param,
     split_top_level,
     split_values,
+    strip,
 )
 from .uri import AbsoluteUri, SipUri, Uri, parse_uri, split_hostport
 
@@ -102,35 +104,94 @@ def canonical_name(key: str) -> str:
     return _CANONICAL.get(key) or "-".join(p.capitalize() for p in key.split("-"))
 
 
-@dataclass(frozen=True, slots=True)
+# An unquoted display name is ``*(token LWS)``: token characters, SP and HTAB.
+_DISPLAY_MARKS = "-.!%*_+`'~ \t"
+
+# Sent-protocols seen (``SIP/2.0/UDP`` -> (``SIP/2.0``, ``UDP``)): there are a
+# handful, so the regular expression runs once per spelling.  Bounded.
+_VIA_PROTOCOLS: dict[str, tuple[str, str]] = {}
+_VIA_PROTOCOLS_MAX = 64
+_SENT_PROTOCOL = re.compile(
+    r"\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)"
+    r"\s+([^;]+)(.*)\Z",
+    re.S | re.A,
+)
+
+
 class Via:
-    """One Via value: ``SIP/2.0/UDP host:port;branch=...`` (RFC 3261 §20.42)."""
+    """One Via value: ``SIP/2.0/UDP host:port;branch=...`` (RFC 3261 §20.42).
 
-    transport: str
-    host: str
-    port: int | None = None
-    params: Params = ()
-    protocol: str = "SIP/2.0"
+    Immutable (``Final`` attributes: read-only once compiled); ``with_param``
+    returns a new value.  A plain class rather than a frozen dataclass: one is
+    built per received request, and a frozen dataclass's ``__init__`` costs
+    ten times as much.
+    """
 
-    _SENT_PROTOCOL: ClassVar[re.Pattern[str]] = re.compile(
-        r"\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)\s*/\s*([\w\-.!%*+`'~]+)"
-        r"\s+([^;]+)(.*)\Z",
-        re.S | re.A,
-    )
+    __slots__ = ("transport", "host", "port", "params", "protocol")
 
-    @classmethod
-    def parse(cls, text: str) -> "Via":
-        m = cls._SENT_PROTOCOL.match(text)
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: Params = (),
+        protocol: str = "SIP/2.0",
+    ) -> None:
+        self.transport: Final = transport
+        self.host: Final = host
+        self.port: Final = port
+        self.params: Final = params
+        self.protocol: Final = protocol
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.transport, self.host, self.port, self.params, self.protocol)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Via) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Via(transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+            f"params={self.params!r}, protocol={self.protocol!r})"
+        )
+
+    @staticmethod
+    def parse(text: str) -> "Via":
+        # Fast path: a known sent-protocol, one SP, then sent-by up to the
+        # first ";" -- exactly what the regular expression would capture.
+        sp = text.find(" ")
+        if sp > 0:
+            known = _VIA_PROTOCOLS.get(text[:sp])
+            if known is not None:
+                rest = text[sp + 1 :]
+                if rest and not rest[0].isspace() and rest[0] != ";":
+                    semi = rest.find(";")
+                    if semi < 0:
+                        return _build_via(known, rest, "")
+                    return _build_via(known, rest[:semi], rest[semi:])
+        m = _SENT_PROTOCOL.match(text)
         if not m:
             raise MalformedMessage("Malformed Via header")
         name, version, transport, sent_by, params_text = m.groups()
-        host, port = split_hostport(sent_by, "Via header")
-        params = parse_params(params_text, "Via header")
-        return cls(transport.upper(), host, port, params, f"{name}/{version}")
+        known = (f"{name}/{version}", transport.upper())
+        if (
+            sp > 0
+            and text[:sp] == f"{name}/{version}/{transport}"
+            and len(_VIA_PROTOCOLS) < _VIA_PROTOCOLS_MAX
+        ):
+            _VIA_PROTOCOLS[text[:sp]] = known
+        return _build_via(known, sent_by, params_text)
 
-    @classmethod
-    def parse_all(cls, values: list[str]) -> list["Via"]:
-        return [cls.parse(v) for raw in values for v in split_values(raw, "Via")]
+    @staticmethod
+    def parse_all(values: list[str]) -> list["Via"]:
+        if len(values) == 1 and "," not in values[0] and '"' not in values[0]:  # no list
+            value = values[0].strip()
+            if value:
+                return [Via.parse(value)]
+        return [Via.parse(v) for raw in values for v in split_values(raw, "Via")]
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
@@ -140,7 +201,8 @@ class Via:
         return get_param(self.params, name)
 
     def with_param(self, name: str, value: str | None) -> "Via":
-        return replace(self, params=set_param(self.params, name, value))
+        params = set_param(self.params, name, value)
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
     @property
     def branch(self) -> str | None:
@@ -158,6 +220,12 @@ class Via:
     @property
     def sent_by(self) -> tuple[str, int | None]:
         return self.host, self.port
+
+
+def _build_via(protocol: tuple[str, str], sent_by: str, params_text: str) -> Via:
+    host, port = split_hostport(sent_by, "Via header")
+    params = parse_params(params_text, "Via header")
+    return Via(protocol[1], host, port, params, protocol[0])
 
 
 class NameAddr:
@@ -209,9 +277,9 @@ class NameAddr:
     def __repr__(self) -> str:
         return f"NameAddr({str(self)!r})"
 
-    @classmethod
-    def parse(cls, text: str, where: str = "header") -> "NameAddr":
-        text = text.strip()
+    @staticmethod
+    def parse(text: str, where: str = "header") -> "NameAddr":
+        text = strip(text)
         display: str | None = None
         if text.startswith('"'):
             end = find_quote_end(text, 0)
@@ -219,15 +287,15 @@ class NameAddr:
             rest = text[end + 1 :].lstrip()
             if not rest.startswith("<"):
                 raise MalformedMessage(f"Malformed {where}")
-            return cls._bracketed(rest, display, where)
+            return NameAddr._bracketed(rest, display, where)
         lt = text.find("<")
         if lt >= 0 and '"' not in text[:lt]:
             words = text[:lt].strip()
             if words:
-                if not all(c in TOKEN_CHARS or c in " \t" for c in words):
+                if not alnum_or(words, _DISPLAY_MARKS):  # *(token LWS)
                     raise MalformedMessage(f"Malformed display name in {where}")
                 display = words
-            return cls._bracketed(text[lt:], display, where)
+            return NameAddr._bracketed(text[lt:], display, where)
         # addr-spec without brackets: parameters belong to the header, and the
         # URI must not contain ',', '?' or ';' (RFC 3261 §20).
         uri_text, semi, params_text = text.partition(";")
@@ -235,10 +303,10 @@ class NameAddr:
         if "?" in uri_text or "," in uri_text or not uri_text:
             raise MalformedMessage(f"Malformed {where}")
         params = parse_params(semi + params_text, where) if semi else ()
-        return cls(uri_text, None, params, False, where)
+        return NameAddr(uri_text, None, params, False, where)
 
-    @classmethod
-    def _bracketed(cls, text: str, display: str | None, where: str) -> "NameAddr":
+    @staticmethod
+    def _bracketed(text: str, display: str | None, where: str) -> "NameAddr":
         gt = text.find(">")
         if gt < 0:
             raise MalformedMessage(f"Unterminated <> in {where}")
@@ -247,7 +315,7 @@ class NameAddr:
             raise MalformedMessage(f"Spaces inside <> in {where}")
         rest = text[gt + 1 :]
         params = parse_params(rest, where) if rest else ()
-        return cls(uri_text, display, params, True, where)
+        return NameAddr(uri_text, display, params, True, where)
 
     def validate(self) -> "NameAddr":
         """Parse the URI now, raising ``MalformedMessage`` if it is bad."""
@@ -306,19 +374,32 @@ class Contact:
         return "*" if self.star else ", ".join(str(a) for a in self.addresses)
 
 
-@dataclass(frozen=True, slots=True)
 class CSeq:
-    """``CSeq: 4711 INVITE``; the number must fit 32 bits (RFC 3261 §8.1.1.5)."""
+    """``CSeq: 4711 INVITE``; the number must fit 32 bits (RFC 3261 §8.1.1.5).
 
-    seq: int
-    method: str
+    Immutable, like ``Via`` (a plain class for the same reason)."""
 
-    @classmethod
-    def parse(cls, text: str) -> "CSeq":
+    __slots__ = ("seq", "method")
+
+    def __init__(self, seq: int, method: str) -> None:
+        self.seq: Final = seq
+        self.method: Final = method
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CSeq) and self.seq == other.seq and self.method == other.method
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.method))
+
+    def __repr__(self) -> str:
+        return f"CSeq(seq={self.seq!r}, method={self.method!r})"
+
+    @staticmethod
+    def parse(text: str) -> "CSeq":
         parts = text.split()
-        if len(parts) != 2 or not all(c in TOKEN_CHARS for c in parts[1]):
+        if len(parts) != 2 or not is_token(parts[1]):
             raise MalformedMessage("Malformed CSeq header")
-        return cls(parse_uint(parts[0], "CSeq number", 2**32 - 1), parts[1])
+        return CSeq(parse_uint(parts[0], "CSeq number", 2**32 - 1), parts[1])
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"

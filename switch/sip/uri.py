@@ -14,11 +14,20 @@ from typing import Union
 from urllib.parse import unquote_to_bytes
 
 from .errors import MalformedMessage
-from .grammar import Params, format_params, get_param, parse_params, set_param
+from .grammar import (
+    Params,
+    alnum_or,
+    ascii_uint,
+    format_params,
+    get_param,
+    parse_params,
+    set_param,
+    strip,
+    strip_range,
+)
 
 # Characters that never appear unescaped in a URI (RFC 3986/3261 §25).
 _FORBIDDEN = re.compile(r'[\x00-\x20<>"\x7f]')
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?\Z|[A-Za-z0-9]\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
 
 DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
@@ -34,31 +43,44 @@ def check_host(host: str, where: str) -> None:
         except ValueError:
             raise MalformedMessage(f"Malformed IPv6 address in {where}") from None
         return
-    if not _HOSTNAME.match(host):
+    if not is_hostname(host):
         raise MalformedMessage(f"Malformed host in {where}")
+
+
+def is_hostname(host: str) -> bool:
+    """A hostname or IPv4 address as RFC 3261 §25.1 spells them, loosely:
+    letters, digits, ``-`` and ``.``, starting with a letter or digit and not
+    ending with ``-`` (a trailing dot, the DNS root, is allowed)."""
+    if not alnum_or(host, "-."):
+        return False
+    first = ord(host[0])
+    return first != 45 and first != 46 and host[-1] != "-"
 
 
 def split_hostport(text: str, where: str) -> tuple[str, int | None]:
     """``host[:port]`` with LWS tolerated around the colon (RFC 3261 ``COLON``)."""
-    text = text.strip()
+    text = strip(text)
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
             raise MalformedMessage(f"Malformed host in {where}")
         host, rest = text[: end + 1], text[end + 1 :].strip()
+        check_host(host, where)
+        if not rest:
+            return host, None
+        if rest[0] != ":":
+            raise MalformedMessage(f"Malformed host in {where}")
+        port_text = strip(rest[1:])
     else:
-        host, sep, port_text = text.partition(":")
-        host = host.strip()
-        rest = ":" + port_text if sep else ""
-    check_host(host, where)
-    if not rest:
-        return host, None
-    if rest[0] != ":":
-        raise MalformedMessage(f"Malformed host in {where}")
-    port_text = rest[1:].strip()
-    if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5:
+        colon = text.find(":")
+        host = text if colon < 0 else strip_range(text, 0, colon)
+        check_host(host, where)
+        if colon < 0:
+            return host, None
+        port_text = strip_range(text, colon + 1, len(text))
+    port = ascii_uint(port_text) if len(port_text) <= 5 else -1
+    if port < 0:
         raise MalformedMessage(f"Malformed port in {where}")
-    port = int(port_text)
     if not 0 < port < 65536:
         raise MalformedMessage(f"Port out of range in {where}")
     return host, port
