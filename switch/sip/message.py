@@ -174,13 +174,6 @@ class Message:
         self.set("Content-Length", len(value))
 
     # -- typed views (parsed once, cached) ---------------------------------
-    def _typed(self, key: str, parse):  # type: ignore[no-untyped-def]
-        try:
-            return self._cache[key]
-        except KeyError:
-            value = self._cache[key] = parse()
-            return value
-
     def _single(self, name: str) -> str:
         value = self.get(name)
         if value is None:
@@ -230,28 +223,35 @@ class Message:
             value = self._cache["cseq"] = CSeq.parse(self._single("cseq"))
         return value  # type: ignore[return-value]
 
+    # A cached view may be None (no such header): membership, not .get(), tells
+    # "parsed" from "not yet"; no closure and no KeyError on the way.
     @property
     def contact(self) -> Contact | None:
-        def parse() -> Contact | None:
-            values = self.get_all("contact")
-            return Contact.parse_all(values) if values else None
-
-        return self._typed("contact", parse)  # type: ignore[no-any-return]
+        cache = self._cache
+        if "contact" in cache:
+            return cache["contact"]  # type: ignore[return-value]
+        values = self.get_all("contact")
+        contact = cache["contact"] = Contact.parse_all(values) if values else None
+        return contact
 
     def name_addrs(self, name: str) -> list[NameAddr]:
         """Route, Record-Route, Path... as parsed name-addrs."""
         key = header_key(name)
-        return self._typed(  # type: ignore[no-any-return]
-            key, lambda: parse_name_addrs(self.get_all(key), canonical_name(key) + " header")
-        )
+        cache = self._cache
+        if key in cache:
+            return cache[key]  # type: ignore[return-value]
+        parsed = cache[key] = parse_name_addrs(self.get_all(key), canonical_name(key) + " header")
+        return parsed
 
     @property
     def max_forwards(self) -> int | None:
-        def parse() -> int | None:
-            value = self.get("max-forwards")
-            return None if value is None else parse_uint(value, "Max-Forwards", 255)
-
-        return self._typed("max-forwards", parse)  # type: ignore[no-any-return]
+        cache = self._cache
+        if "max-forwards" in cache:
+            return cache["max-forwards"]  # type: ignore[return-value]
+        value = self.get("max-forwards")
+        hops = cache["max-forwards"] = (
+            None if value is None else parse_uint(value, "Max-Forwards", 255))
+        return hops
 
     @property
     def content_type(self) -> str | None:
@@ -302,7 +302,10 @@ class Request(Message):
 
     @property
     def uri(self) -> Uri:
-        return self._typed("ruri", lambda: parse_uri(self.uri_text, "Request-URI"))  # type: ignore[no-any-return]
+        uri = self._cache.get("ruri")
+        if uri is None:
+            uri = self._cache["ruri"] = parse_uri(self.uri_text, "Request-URI")
+        return uri  # type: ignore[return-value]
 
     @uri.setter
     def uri(self, value: object) -> None:
