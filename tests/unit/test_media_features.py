@@ -69,10 +69,10 @@ class FeatureRelay:
     streams: list[FeatureFakeStream] = field(default_factory=list)
     closed_calls: list[Hashable] = field(default_factory=list)
 
-    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False
-             ) -> FeatureFakeStream:
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> FeatureFakeStream:
         port = 40000 + 4 * len(self.streams)
-        stream = FeatureFakeStream({"a": port, "b": port + 2})
+        stream = FeatureFakeStream({"a": port, "b": port + 2}, udptl=udptl)
         self.streams.append(stream)
         return stream
 
