@@ -45,6 +45,19 @@ both legs allow; when that is nothing, the receiver is offered the codecs the
 switch transcodes to (``media_features.py``: music on hold, transcoding, DTMF
 INFO <-> RFC 4733), else 488.  ``release()`` closes every stream of the call (idempotent).
 
+Fax (T.38 and its G.711 fallback): a T.38 re-offer is relayed for any call;
+when the other party refuses it (488, 415, 606), the call stays on its audio
+stream, which must then carry the fax tones intact.  A call is *fax-safe*
+when the calling or the called extension has ``fax: true``: if the two legs
+allow a G.711 codec in common, only PCMU/PCMA (and telephone-event) are
+offered on either leg, so both ends pick G.711 and the relay copies the
+packets untouched: no transcoding, so no jitter buffer, no packet-loss
+concealment and no dropped late packets (the only jitter buffer is a
+transcoder's, ``media/transcode.py``); and comfort noise (RFC 3389 CN) is
+never offered on a fax call, so no end replaces fax tones it takes for
+silence with noise.  Without a common G.711 codec the call is transcoded as
+any other (it connects, the fax may fail).
+
 SRTP: each leg follows its extension's or trunk's ``encryption``; the keying
 lines of one leg never reach the other (``srtp_legs.py``): the offer and the
 answer are re-keyed per leg before they are anchored, and the relay bridges
@@ -85,6 +98,8 @@ from .srtp_legs import Encryption, SrtpLegs
 log = logging.getLogger("centrala.media")
 
 ALWAYS_ALLOWED = ("telephone-event", "CN")  # RFC 4733 digits and RFC 3389 comfort noise
+FAX_CODECS = frozenset({"pcmu", "pcma"})  # G.711: fax tones survive it untouched
+FAX_EXTRAS = frozenset({"telephone-event"})  # ...and what may ride along (not CN)
 LocalAddress = Callable[[Address], tuple[str, str, int]]  # Endpoint.local_address
 
 
@@ -146,6 +161,7 @@ class AnchorHook:
         self._tenants: dict[str, LegPrefs] = {}
         self._extensions: dict[tuple[str, str], LegPrefs] = {}
         self._encryption = _encryption(config)
+        self._fax = {(t.domain, e.number) for t in config.tenants for e in t.extensions if e.fax}
         for tenant in config.tenants:
             own = _prefs(tenant.codecs) if tenant.codecs else default
             self._tenants[tenant.domain] = own
@@ -166,6 +182,10 @@ class AnchorHook:
         the switch cannot name (SRTP offers accepted, plain RTP offered)."""
         found = self._encryption.get((tenant, label)) if label else None
         return found or Encryption.OPTIONAL
+
+    def fax(self, tenant: str, label: str | None) -> bool:
+        """The leg is an extension with ``fax: true``: its calls are made fax-safe."""
+        return label is not None and (tenant, label) in self._fax
 
     def address(self, peer: Address) -> str:
         """The address our SDP gives to ``peer``."""
@@ -200,10 +220,13 @@ class AnchorSession:
         streams = {**self.streams, **staged}
         local = {i: self._anchor(s, receiver) for i, s in streams.items()
                  if i < len(offer.media)}
-        prefs = _common(self._leg_prefs(sender), self._leg_prefs(receiver))
+        sender_prefs, receiver_prefs = self._leg_prefs(sender), self._leg_prefs(receiver)
+        prefs = _common(sender_prefs, receiver_prefs)
+        if self._fax_call(sender, receiver):
+            sender_prefs, receiver_prefs, prefs = fax_safe(sender_prefs, receiver_prefs, prefs)
         if self.features is not None:  # no codec in common: offer what we transcode to
-            offer, prefs = self.features.widen(receiver, offer, self._leg_prefs(sender),
-                                               self._leg_prefs(receiver), prefs)
+            offer, prefs = self.features.widen(receiver, offer, sender_prefs, receiver_prefs,
+                                               prefs)
         try:
             keyed = self.srtp.offer(sender, receiver, offer)
             relayed, state = anchor_offer(keyed, local, prefs, self._origin(receiver))
@@ -358,14 +381,31 @@ class AnchorSession:
         return origin
 
     def _leg_encryption(self, leg: Leg) -> Encryption:
-        return self.hook.encryption(self.tenant, self.caller if leg.side == "a" else leg.label)
+        return self.hook.encryption(self.tenant, self._label(leg))
+
+    def _fax_call(self, *legs: Leg) -> bool:
+        return any(self.hook.fax(self.tenant, self._label(leg)) for leg in legs)
+
+    def _label(self, leg: Leg) -> str | None:
+        return self.caller if leg.side == "a" else leg.label
 
     def _leg_prefs(self, leg: Leg) -> LegPrefs:
         prefs = self._prefs.get(leg)
         if prefs is None:
-            label = self.caller if leg.side == "a" else leg.label
-            prefs = self._prefs[leg] = self.hook.prefs(self.tenant, label)
+            prefs = self._prefs[leg] = self.hook.prefs(self.tenant, self._label(leg))
         return prefs
+
+
+def fax_safe(*prefs: LegPrefs) -> tuple[LegPrefs, ...]:
+    """``prefs`` (the sender's, the receiver's, the common ones, last) for a fax call:
+    never CN, and only G.711 when the common ones have it (see the module docstring)."""
+    g711 = any(p.name.lower() in FAX_CODECS for p in prefs[-1].codecs)
+    allowed = FAX_CODECS | FAX_EXTRAS
+
+    def keep(p: CodecPref) -> bool:
+        return p.name.lower() != "cn" and (not g711 or p.name.lower() in allowed)
+
+    return tuple(LegPrefs(tuple(p for p in each.codecs if keep(p))) for each in prefs)
 
 
 def _close_all(streams: Iterable[Stream]) -> None:
