@@ -72,7 +72,8 @@ def test_a_fax_reinvite_swaps_the_audio_stream_for_udptl_at_the_answer() -> None
     answer = answer_relayed(env, 200, T38_B)
     assert answer.status == 200 and audio.closed == 1 and not fax.closed
     back = sdp(answer.body).media[0]
-    assert (back.media, back.port, back.attribute("T38MaxBitRate")) == ("image", fax.ports["a"], "9600")
+    assert (back.media, back.port) == ("image", fax.ports["a"])
+    assert back.attribute("T38MaxBitRate") == "9600"
     assert fax.remotes == {"a": ("10.0.0.1", 4010), "b": ("10.0.0.11", 5010)}
     assert fax.pt_maps == {"a": {}, "b": {}} and fax.held == {"a": False, "b": False}
     assert call.sdp_sent["a"] == answer.body
@@ -81,7 +82,8 @@ def test_a_fax_reinvite_swaps_the_audio_stream_for_udptl_at_the_answer() -> None
 def test_back_to_audio_after_the_fax() -> None:
     call, env, relay = fax_call()
     fax = relay.streams[1]
-    call.on_request("b", in_dialog(call, "INVITE", B_SDP.replace(b"7 7", b"7 9"), side="b"), 21, 6.0)
+    audio_again = B_SDP.replace(b"7 7", b"7 9")
+    call.on_request("b", in_dialog(call, "INVITE", audio_again, side="b"), 21, 6.0)
     offer = sdp(env.requests[-1][0].body)
     audio = relay.streams[2]
     assert offer.media[0].media == "audio" and offer.media[0].port == audio.ports["a"]
