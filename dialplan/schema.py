@@ -398,7 +398,11 @@ class Extension(_Model):
         "(or PBX-UC, or the tenant's PBX-Voicemail licences).",
     )
     fax: bool = Field(
-        default=False, description="Fax for this user; needs a PBX-Fax (or PBX-UC) licence."
+        default=False,
+        description="Fax for this user (I will send faxes): its calls are fax-safe, G.711 "
+        "only when both legs allow it (relayed untouched: no transcoding, no jitter "
+        "buffer) and never comfort noise; T.38 re-INVITEs are relayed for every call. "
+        "Needs a PBX-Fax (or PBX-UC) licence."
     )
     recording: bool = Field(
         default=False,

@@ -12,7 +12,12 @@ answer received on leg Y is anchored before it is sent back on leg X.
 (§5, §8: one session id per leg, the version up by one whenever the SDP
 changes), the anchor's address in ``c=`` and its ports in ``m=`` and
 ``a=rtcp`` (RFC 3605).  The offerer's codec order is kept, filtered by
-``LegPrefs``.  A stream that is not RTP, that the caller gave no anchor, or
+``LegPrefs``.  A T.38 fax stream (``m=image <port> udptl t38``, RFC 3362, T.38
+Annex D) is anchored too, its T.38 attributes passed through as offered (they
+are checked, ``media/udptl.py``, but the relay forwards UDPTL datagrams
+unchanged, so ``T38FaxMaxDatagram`` and ``T38FaxMaxBuffer`` of one end are
+what the other end gets); it has no RTCP, no payload types and no codec
+filter.  Any other stream that is not RTP, that the caller gave no anchor, or
 that is left without a real codec (telephone-event and CN do not count) is
 disabled with port 0 (§8.2); when no stream remains the offer is refused with
 488.  The direction becomes an explicit media attribute, since a legacy
@@ -26,7 +31,11 @@ answer back to the number the offerer used for that codec (§6.1: the answerer
 may number dynamic types its own way) and writes the answer for leg X with
 leg X's anchors and origin: rejected streams stay with port 0, the direction
 is the answerer's.  It also returns one ``StreamPlan`` per m-line, everything
-the relay needs to move RTP and RTCP between the legs.
+the relay needs to move RTP and RTCP between the legs; a T.38 stream's plan
+has ``udptl`` set and only addresses and directions (``payload_type`` -1).
+An m-line may change kind in a re-offer (audio -> image for a fax, back to
+audio after it, RFC 6337 §5.1 / T.38 Annex D): each offer is taken on its own
+terms, the anchor (``switch/b2bua/anchor.py``) swaps the relay stream.
 
 Payload type numbering (§5.1): a party receives with the numbers of its own
 SDP.  Leg X only ever sees X's numbers.  Leg Y receives with the numbers of
@@ -62,6 +71,7 @@ from .sdp import (
     SdpError,
     SessionDescription,
 )
+from .udptl import T38Params, is_t38
 
 # Formats that ride along with a codec but carry no media of their own.
 AUXILIARY_CODECS = frozenset({"telephone-event", "cn", "red", "ulpfec", "flexfec-03", "rtx"})
@@ -172,7 +182,7 @@ class LegMedia:
     rtcp: tuple[str, int]  # ...and RTCP: RFC 3605 a=rtcp, RFC 5761 mux, else port + 1
     rtcp_mux: bool
     direction: Direction  # as declared, a legacy c=0.0.0.0 counted (RFC 3264 §8.4)
-    payload_type: int  # the chosen codec in this leg's numbering
+    payload_type: int  # the chosen codec in this leg's numbering; -1 for UDPTL
     telephone_event: int | None  # RFC 4733, in this leg's numbering
     ptime: int | None
 
@@ -194,6 +204,7 @@ class StreamPlan:
     y: LegMedia | None = None
     x_to_y: Mapping[int, int] = field(default_factory=dict, hash=False)  # RTP to leg Y
     y_to_x: Mapping[int, int] = field(default_factory=dict, hash=False)  # RTP to leg X
+    udptl: bool = False  # T.38: datagrams relayed as they are, no RTP, no RTCP
 
 
 # -- the offer ------------------------------------------------------------------------
@@ -225,7 +236,11 @@ def _offer_stream(
     offer: SessionDescription, i: int, anchor: Anchor | None, prefs: LegPrefs, address: str
 ) -> MediaDescription:
     m = offer.media[i]
-    if anchor is None or m.port == 0 or not m.is_rtp or m.port_count not in (None, 1):
+    if anchor is None or m.port == 0 or m.port_count not in (None, 1):
+        return _disabled(m)
+    if is_t38(m):
+        return _t38_stream(offer, i, anchor, offer.direction_of(i), address)
+    if not m.is_rtp:
         return _disabled(m)
     _endpoint(offer, i)  # junk or multicast addresses are refused here
     out = _copy_media(m)
@@ -273,6 +288,8 @@ def _answer_stream(
     answer: SessionDescription, state: OfferState, i: int, anchor: Anchor | None, address: str
 ) -> tuple[MediaDescription, StreamPlan]:
     offered, relayed, answered = state.offer.media[i], state.relayed.media[i], answer.media[i]
+    if is_t38(relayed):
+        return _answer_t38(answer, state, i, anchor, address)
     to_x = _offer_numbers(relayed, answered)
     live = relayed.port != 0 and answered.port != 0 and _has_real_codec(answered, to_x)
     if anchor is None or not live:
@@ -336,6 +353,44 @@ def _leg(
         anchor, rtp, _rtcp_endpoint(sd, i, rtp, mux), mux, sd.direction_of(i), pt, event,
         sd.media[i].ptime,
     )
+
+
+# -- T.38 (RFC 3362, T.38 Annex D) -------------------------------------------------------
+def _t38_stream(
+    sd: SessionDescription, i: int, anchor: Anchor, direction: Direction, address: str
+) -> MediaDescription:
+    """``m=image <our port> udptl t38`` with the sender's T.38 attributes, which must
+    parse (488 otherwise); no RTCP, and a direction only when it is not sendrecv."""
+    m = sd.media[i]
+    _endpoint(sd, i)
+    T38Params.from_media(m)
+    out = MediaDescription(
+        m.media, anchor.rtp_port, m.proto, ["t38"], bandwidths=list(m.bandwidths),
+        attributes=[a for a in m.attributes if a.name not in _NOT_RELAYED],
+    )
+    out.connection = None if anchor.address == address else Connection.of(anchor.address)
+    out.set_direction(None if direction is Direction.SENDRECV else direction)
+    return out
+
+
+def _answer_t38(
+    answer: SessionDescription, state: OfferState, i: int, anchor: Anchor | None, address: str
+) -> tuple[MediaDescription, StreamPlan]:
+    """A T.38 stream of the answer: accepted only as T.38 with a port (§6)."""
+    offered, answered = state.offer.media[i], answer.media[i]
+    if anchor is None or state.relayed.media[i].port == 0 or answered.port == 0 or not (
+        is_t38(answered)
+    ):
+        return _disabled(offered), StreamPlan(i, offered.media, rejected=True, udptl=True)
+    out = _t38_stream(answer, i, anchor, answer.direction_of(i), address)
+    y = _udptl_leg(answer, i, state.anchors[i])
+    x = _udptl_leg(state.offer, i, anchor)
+    return out, StreamPlan(i, answered.media, False, None, x, y, udptl=True)
+
+
+def _udptl_leg(sd: SessionDescription, i: int, anchor: Anchor) -> LegMedia:
+    rtp = _endpoint(sd, i)
+    return LegMedia(anchor, rtp, rtp, True, sd.direction_of(i), -1, None, None)
 
 
 # -- shared pieces ----------------------------------------------------------------------

@@ -45,6 +45,13 @@ not, sent on with ``send_rtcp``; datagrams that are not RTP (DTLS, STUN: RFC
 7983) go to a side's raw handler instead of being dropped, and ``send_raw``
 answers from that side's RTP socket.
 
+UDPTL (T.38 fax, ``RelayStream.udptl``): a stream opened with ``udptl=True``
+binds one port per side (no RTCP) and watches it with ``on_udptl``: the
+datagram is relayed as it is (sequence number, primary and redundant IFPs
+untouched: no RTP check, payload-type map, rewriter, tap or transform), with
+the same latching and anti-bleed rules and the same hold.  The RTP callbacks
+do not know it exists, so the RTP hot path pays nothing for it.
+
 Counters per side (``SideCounters``) are plain integers on the side, read by
 CDR/QoS code when it wants them.
 """
@@ -293,6 +300,22 @@ class _Side:
             peer.rewriter.rewrite(buf)
         peer.deliver(self, peer.rtp_send, peer.rtp_dst, n)
 
+    def on_udptl(self) -> None:
+        """A UDPTL stream's socket is readable: relay one datagram as it is (T.38)."""
+        try:
+            n, addr = self.rtp_recv(self.buf)
+        except OSError:
+            return
+        if not n or (addr != self.rtp_src and not self.accept(addr, False)):
+            self.dropped += 1
+            return
+        self.rtp_in += 1
+        self.bytes_in += n
+        peer = self.peer
+        if peer.held:
+            return
+        peer.deliver(self, peer.rtp_send, peer.rtp_dst, n)
+
     def on_rtcp(self) -> None:
         """The RTCP socket (no mux) is readable: relay one compound packet to the peer."""
         n = self.receive_rtcp()
@@ -495,8 +518,9 @@ class RelayStream:
     """One relayed m-line: sides "a" and "b", each with its local ports."""
 
     def __init__(self, relay: MediaRelay, call_ref: Hashable, pair_a: PortPair,
-                 pair_b: PortPair) -> None:
+                 pair_b: PortPair, udptl: bool = False) -> None:
         self.relay, self.call_ref = relay, call_ref
+        self.udptl = udptl  # T.38: datagrams relayed as they are (on_udptl)
         self.closed = False
         self._fds: list[int] = []
         a, b = _Side(self, "a", pair_a), _Side(self, "b", pair_b)
@@ -506,7 +530,7 @@ class RelayStream:
     def start(self) -> None:
         """Watch the sockets: from now on packets are relayed."""
         for side in self._sides.values():
-            self._watch(side.pair.rtp.fileno(), side.on_rtp)
+            self._watch(side.pair.rtp.fileno(), side.on_udptl if self.udptl else side.on_rtp)
             if side.pair.rtcp is not None:
                 self._watch(side.pair.rtcp.fileno(), side.on_rtcp)
 
@@ -516,8 +540,9 @@ class RelayStream:
 
     def _rewatch(self) -> None:
         """Plain callbacks while neither side has a transform, secure ones otherwise
-        (``add_reader`` replaces the callback of a watched descriptor)."""
-        if self.closed:
+        (``add_reader`` replaces the callback of a watched descriptor); a UDPTL
+        stream keeps ``on_udptl``."""
+        if self.closed or self.udptl:
             return
         secure = any(side.transform is not None for side in self._sides.values())
         for side in self._sides.values():
@@ -699,15 +724,17 @@ class MediaRelay:
         self.view = memoryview(self.buffer)
         self._calls: dict[Hashable, list[RelayStream]] = {}
 
-    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False) -> RelayStream:
-        """A new stream of ``call_ref`` with fresh ports on both sides (``PortsExhausted``)."""
-        pair_a = self.ports.allocate(mux_a)
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> RelayStream:
+        """A new stream of ``call_ref`` with fresh ports on both sides (``PortsExhausted``);
+        ``udptl``: a T.38 stream, one port per side."""
+        pair_a = self.ports.allocate(mux_a or udptl)
         try:
-            pair_b = self.ports.allocate(mux_b)
+            pair_b = self.ports.allocate(mux_b or udptl)
         except BaseException:
             self.ports.release(pair_a)
             raise
-        stream = RelayStream(self, call_ref, pair_a, pair_b)
+        stream = RelayStream(self, call_ref, pair_a, pair_b, udptl)
         try:
             stream.start()
         except BaseException:

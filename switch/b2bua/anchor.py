@@ -7,10 +7,15 @@ session owns the call's ``Stream``s, one per m-line, whose side "a"
 faces the caller (leg A) and side "b" the callee (leg B), and it writes every
 SDP that crosses the call with ``media.offer_answer``:
 
-* ``offer(sender, receiver, sdp)``: streams are opened for the RTP m-lines
-  that have none yet (re-offers reuse the ports they had), the receiver's
-  anchors go into the offer (``anchor_offer``), with the codecs both legs
-  allow.  The offer state is kept per receiver until the next offer to it.
+* ``offer(sender, receiver, sdp)``: streams are opened for the RTP and T.38
+  m-lines that have none yet (re-offers reuse the ports they had), the
+  receiver's anchors go into the offer (``anchor_offer``), with the codecs
+  both legs allow.  The offer state is kept per receiver until the next offer
+  to it.  An m-line that changes kind (audio -> ``m=image udptl t38`` for a
+  fax, and back) gets a new stream of the new kind, *staged*: the old one
+  keeps relaying until the answer swaps them (the old one is closed then),
+  and ``refused(receiver)`` (the re-offer got 488, 415, 606...) closes the
+  staged and newly opened streams and leaves the live ones untouched.
 * ``answer(sender, sdp)``: ``anchor_answer`` against the offer last sent to
   ``sender``; each ``StreamPlan`` sets the relay: remote addresses (a
   ``c=0.0.0.0`` keeps the latch it had), payload-type maps both ways, and
@@ -44,6 +49,19 @@ Recording: ``record`` hands the call's recording (``recording.py``) to the
 features, which start it on the first audio stream once both codecs are known;
 ``release()`` finalises it with everything else.
 
+Fax (T.38 and its G.711 fallback): a T.38 re-offer is relayed for any call;
+when the other party refuses it (488, 415, 606), the call stays on its audio
+stream, which must then carry the fax tones intact.  A call is *fax-safe*
+when the calling or the called extension has ``fax: true``: if the two legs
+allow a G.711 codec in common, only PCMU/PCMA (and telephone-event) are
+offered on either leg, so both ends pick G.711 and the relay copies the
+packets untouched: no transcoding, so no jitter buffer, no packet-loss
+concealment and no dropped late packets (the only jitter buffer is a
+transcoder's, ``media/transcode.py``); and comfort noise (RFC 3389 CN) is
+never offered on a fax call, so no end replaces fax tones it takes for
+silence with noise.  Without a common G.711 codec the call is transcoded as
+any other (it connects, the fax may fail).
+
 SRTP: each leg follows its extension's or trunk's ``encryption``; the keying
 lines of one leg never reach the other (``srtp_legs.py``): the offer and the
 answer are re-keyed per leg before they are anchored, and the relay bridges
@@ -57,7 +75,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -74,7 +92,8 @@ from media.offer_answer import (
 )
 from media.ports import PortsExhausted
 from media.relay import Addr
-from media.sdp import NOT_ACCEPTABLE_HERE, SdpError, SessionDescription
+from media.sdp import NOT_ACCEPTABLE_HERE, MediaDescription, SdpError, SessionDescription
+from media.udptl import is_t38
 
 from ..sip.address import Address
 from .media import DigitCallback, Leg, MediaSession, Side
@@ -84,6 +103,8 @@ from .srtp_legs import Encryption, SrtpLegs
 log = logging.getLogger("centrala.media")
 
 ALWAYS_ALLOWED = ("telephone-event", "CN")  # RFC 4733 digits and RFC 3389 comfort noise
+FAX_CODECS = frozenset({"pcmu", "pcma"})  # G.711: fax tones survive it untouched
+FAX_EXTRAS = frozenset({"telephone-event"})  # ...and what may ride along (not CN)
 LocalAddress = Callable[[Address], tuple[str, str, int]]  # Endpoint.local_address
 
 
@@ -98,7 +119,9 @@ def behind_nat(sdp_ip: str, peer: Address) -> str | None:
     return peer.host if sdp.is_private and not signalling.is_private else None
 
 class Stream(Protocol):
-    """What a call needs of one relayed m-line (``media.relay.Stream``)."""
+    """What a call needs of one relayed m-line (``media.relay.RelayStream``)."""
+
+    udptl: bool  # T.38: datagrams relayed as they are
 
     def local(self, side: Side) -> tuple[str, int, int]: ...
     def set_remote(self, side: Side, rtp_addr: Addr, rtcp_addr: Addr | None = None, *,
@@ -111,8 +134,19 @@ class Stream(Protocol):
 class Relay(Protocol):
     """The switch's RTP relay (``media.relay.MediaRelay``)."""
 
-    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False) -> Stream: ...
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> Stream: ...
     def close_call(self, call_ref: Hashable) -> None: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An offer sent to a leg, until the next offer to that leg."""
+
+    offerer: Leg
+    state: OfferState
+    opened: list[int]  # indexes that had no stream before this offer
+    staged: dict[int, Stream] = field(default_factory=dict)  # kind changes, until answered
 
 
 class AnchorHook:
@@ -132,6 +166,7 @@ class AnchorHook:
         self._tenants: dict[str, LegPrefs] = {}
         self._extensions: dict[tuple[str, str], LegPrefs] = {}
         self._encryption = _encryption(config)
+        self._fax = {(t.domain, e.number) for t in config.tenants for e in t.extensions if e.fax}
         for tenant in config.tenants:
             own = _prefs(tenant.codecs) if tenant.codecs else default
             self._tenants[tenant.domain] = own
@@ -153,6 +188,10 @@ class AnchorHook:
         found = self._encryption.get((tenant, label)) if label else None
         return found or Encryption.OPTIONAL
 
+    def fax(self, tenant: str, label: str | None) -> bool:
+        """The leg is an extension with ``fax: true``: its calls are made fax-safe."""
+        return label is not None and (tenant, label) in self._fax
+
     def address(self, peer: Address) -> str:
         """The address our SDP gives to ``peer``."""
         if self.advertise:
@@ -173,7 +212,7 @@ class AnchorSession:
         self.released = False
         self._origins: dict[Leg, LegOrigin] = {}
         self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
-        self._pending: dict[Leg, tuple[Leg, OfferState]] = {}  # by answerer: (offerer, offer)
+        self._pending: dict[Leg, _Pending] = {}  # by answerer
         self.srtp = SrtpLegs(call_ref, self._leg_encryption)
         self.features: CallFeatures | None = (
             hook.features.session(call_ref, tenant) if hook.features is not None else None)
@@ -181,31 +220,50 @@ class AnchorSession:
     # -- offer/answer -------------------------------------------------------------------
     def offer(self, sender: Leg, receiver: Leg, sdp: bytes) -> bytes:
         offer = SessionDescription.parse(sdp)
-        opened = self._open(offer, sender)
-        local = {i: self._anchor(s, receiver) for i, s in self.streams.items()
+        self._drop_staged(receiver)
+        opened, staged = self._open(offer, sender)
+        streams = {**self.streams, **staged}
+        local = {i: self._anchor(s, receiver) for i, s in streams.items()
                  if i < len(offer.media)}
-        prefs = _common(self._leg_prefs(sender), self._leg_prefs(receiver))
+        sender_prefs, receiver_prefs = self._leg_prefs(sender), self._leg_prefs(receiver)
+        prefs = _common(sender_prefs, receiver_prefs)
+        if self._fax_call(sender, receiver):
+            sender_prefs, receiver_prefs, prefs = fax_safe(sender_prefs, receiver_prefs, prefs)
         if self.features is not None:  # no codec in common: offer what we transcode to
-            offer, prefs = self.features.widen(receiver, offer, self._leg_prefs(sender),
-                                               self._leg_prefs(receiver), prefs)
+            offer, prefs = self.features.widen(receiver, offer, sender_prefs, receiver_prefs,
+                                               prefs)
         try:
             keyed = self.srtp.offer(sender, receiver, offer)
             relayed, state = anchor_offer(keyed, local, prefs, self._origin(receiver))
         except SdpError:
             self._close(opened)
+            _close_all(staged.values())
             raise
         state = replace(state, offer=offer)  # the answer to the sender follows its own offer
         self._close(i for i in opened if i not in state.anchors)  # streams the offer disabled
+        _close_all(s for i, s in staged.items() if i not in state.anchors)
         self._origins[receiver] = state.origin
-        self._pending[receiver] = (sender, state)
+        self._pending[receiver] = _Pending(
+            sender, state, [i for i in opened if i in state.anchors],
+            {i: s for i, s in staged.items() if i in state.anchors})
         return bytes(relayed)
+
+    def refused(self, receiver: Leg) -> None:
+        """The offer last sent to ``receiver`` got a failure response (RFC 3264 §8:
+        the session stays as it was): close what it opened, keep the live streams."""
+        pending = self._pending.pop(receiver, None)
+        if pending is not None:
+            _close_all(pending.staged.values())
+            pending.staged.clear()
+            self._close(i for i in pending.opened if i in self.streams)
 
     def answer(self, sender: Leg, sdp: bytes) -> bytes:
         pending = self._pending.get(sender)
         if pending is None:
             raise SdpError("an answer to no offer (RFC 3264 §4)", NOT_ACCEPTABLE_HERE)
-        offerer, state = pending
+        offerer, state = pending.offerer, pending.state
         answer = self.srtp.answer(sender, SessionDescription.parse(sdp))
+        self._swap(pending)
         local = {i: self._anchor(s, offerer) for i, s in self.streams.items()}
         before = self._origin(offerer)
         out, plans, origin = anchor_answer(answer, state, local, before)
@@ -239,31 +297,65 @@ class AnchorSession:
             if self.features is not None:
                 self.features.release()
             self.streams.clear()
+            for leg in list(self._pending):
+                self._drop_staged(leg)
             self.srtp.release()
             self.hook.relay.close_call(self.call_ref)
 
     # -- streams ---------------------------------------------------------------------------
-    def _open(self, offer: SessionDescription, sender: Leg) -> list[int]:
-        """Streams for the offer's RTP m-lines that have none; the offerer's side
-        binds no RTCP port when it offers rtcp-mux (we always accept it)."""
+    def _open(self, offer: SessionDescription, sender: Leg) -> tuple[list[int], dict[int, Stream]]:
+        """Streams for the offer's RTP and T.38 m-lines: new indexes go live at once
+        (returned as ``opened``), an index whose stream is of the other kind gets a
+        staged one (``staged``).  The offerer's side binds no RTCP port when it offers
+        rtcp-mux (we always accept it); a T.38 stream binds none at all."""
         if self.released:
             raise SdpError("the call is over", NOT_ACCEPTABLE_HERE)
         opened: list[int] = []
+        staged: dict[int, Stream] = {}
         for i, m in enumerate(offer.media):
-            if i in self.streams or m.port == 0 or not m.is_rtp:
+            current = self.streams.get(i)
+            if m.port == 0 or not (m.is_rtp or is_t38(m)) or (
+                current is not None and current.udptl == is_t38(m)
+            ):
                 continue
-            mux = m.rtcp_mux
             try:
-                self.streams[i] = self.hook.relay.open(
-                    self.call_ref, mux_a=mux and sender.side == "a", mux_b=mux and sender.side == "b")
+                stream = self._new_stream(m, sender)
             except PortsExhausted as exc:
                 self._close(opened)
+                _close_all(staged.values())
                 raise SdpError(str(exc), exc.status) from None
-            opened.append(i)
-        return opened
+            if current is None:
+                self.streams[i] = stream
+                opened.append(i)
+            else:
+                staged[i] = stream
+        return opened, staged
+
+    def _new_stream(self, m: MediaDescription, sender: Leg) -> Stream:
+        mux = m.rtcp_mux
+        return self.hook.relay.open(self.call_ref, mux_a=mux and sender.side == "a",
+                                    mux_b=mux and sender.side == "b", udptl=is_t38(m))
+
+    def _swap(self, pending: _Pending) -> None:
+        """An answer to an offer that changed the kind of m-lines: the staged streams
+        go live, the ones they replace are closed."""
+        for i, stream in pending.staged.items():
+            self._close([i])
+            self.streams[i] = stream
+        pending.staged.clear()
+
+    def _drop_staged(self, receiver: Leg) -> None:
+        """A new offer to ``receiver`` (or the end): the previous one's staged streams
+        were never answered."""
+        pending = self._pending.get(receiver)
+        if pending is not None:
+            _close_all(pending.staged.values())
+            pending.staged.clear()
 
     def _close(self, indexes: Iterable[int]) -> None:
         for i in list(indexes):
+            if i not in self.streams:
+                continue
             if self.features is not None:
                 self.features.dropped(i)
             self.streams.pop(i).close()
@@ -300,14 +392,36 @@ class AnchorSession:
         return origin
 
     def _leg_encryption(self, leg: Leg) -> Encryption:
-        return self.hook.encryption(self.tenant, self.caller if leg.side == "a" else leg.label)
+        return self.hook.encryption(self.tenant, self._label(leg))
+
+    def _fax_call(self, *legs: Leg) -> bool:
+        return any(self.hook.fax(self.tenant, self._label(leg)) for leg in legs)
+
+    def _label(self, leg: Leg) -> str | None:
+        return self.caller if leg.side == "a" else leg.label
 
     def _leg_prefs(self, leg: Leg) -> LegPrefs:
         prefs = self._prefs.get(leg)
         if prefs is None:
-            label = self.caller if leg.side == "a" else leg.label
-            prefs = self._prefs[leg] = self.hook.prefs(self.tenant, label)
+            prefs = self._prefs[leg] = self.hook.prefs(self.tenant, self._label(leg))
         return prefs
+
+
+def fax_safe(*prefs: LegPrefs) -> tuple[LegPrefs, ...]:
+    """``prefs`` (the sender's, the receiver's, the common ones, last) for a fax call:
+    never CN, and only G.711 when the common ones have it (see the module docstring)."""
+    g711 = any(p.name.lower() in FAX_CODECS for p in prefs[-1].codecs)
+    allowed = FAX_CODECS | FAX_EXTRAS
+
+    def keep(p: CodecPref) -> bool:
+        return p.name.lower() != "cn" and (not g711 or p.name.lower() in allowed)
+
+    return tuple(LegPrefs(tuple(p for p in each.codecs if keep(p))) for each in prefs)
+
+
+def _close_all(streams: Iterable[Stream]) -> None:
+    for stream in list(streams):
+        stream.close()
 
 
 def _prefs(names: list[str]) -> LegPrefs:

@@ -18,7 +18,10 @@ the final status for the caller.
   another fork is ACKed and hung up.
 * A's CANCEL ends every fork (487 to A); BYE from either side ends both;
   re-INVITE, UPDATE and INFO are relayed to the other leg and their answer
-  relayed back; a glare is answered 491 by the dialog.
+  relayed back; a glare is answered 491 by the dialog.  A re-offer the other
+  leg refuses (415, 488, 606: a T.38 re-INVITE to a party without fax relay)
+  reaches the sender as 488, and the media session and the SDP last sent on
+  that leg stay as they were (RFC 3264 §8, RFC 3261 §14.1).
 * Every SDP crossing the call goes through its ``MediaSession`` (see
   ``media.py``; ``anchor.py`` anchors RTP): the offer to each fork, answers
   in 183 and 2xx, re-INVITE/UPDATE offers and answers both ways.  An SDP it
@@ -69,6 +72,8 @@ ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 # per leg (each leg negotiates its own extensions and session timer).
 RELAYED_HEADERS = ("content-type", "allow", "accept", "reason")
 OFFER_METHODS = ("INVITE", "UPDATE")  # requests whose body is an SDP offer (RFC 3311, 3264)
+NOT_ACCEPTABLE_HERE = 488
+OFFER_REFUSALS = frozenset({415, 488, 606})  # the media offered refused: 488 to the sender
 
 
 class CallState(Enum):
@@ -586,7 +591,7 @@ class Call:
             )
         except DialogError:
             return self.env.respond(handle, make_response(req, 491), now)
-        relay = _Relay(self, side, req, handle, relayed)
+        relay = _Relay(self, side, req, handle, relayed, self.sdp_sent.get(other_side))
         if req.method in OFFER_METHODS:
             self.sdp_sent[other_side] = body
         return self.env.send_request(relayed, dest, now, relay)[1]
@@ -603,6 +608,8 @@ class Call:
         out = self._ack_relayed(relay, resp)
         offer_answered = relay.original.method in OFFER_METHODS and resp.status < 300
         status, body = resp.status, resp.body
+        if relay.original.method in OFFER_METHODS and status >= 300:
+            status = self._offer_refused(relay, status)
         if offer_answered and body:
             other_side = "b" if relay.side == "a" else "a"
             try:
@@ -630,6 +637,17 @@ class Call:
         if own is not None:
             own.send_response(answer)
         return out + self.env.respond(relay.handle, answer, now)
+
+    def _offer_refused(self, relay: _Relay, status: int) -> int:
+        """A relayed re-offer got a failure: the session stays as it was on both legs;
+        the status for the sender (the media types refused become 488)."""
+        other_side = "b" if relay.side == "a" else "a"
+        self.media.refused(self._media_leg(other_side))
+        if relay.sdp_before is None:
+            self.sdp_sent.pop(other_side, None)
+        else:
+            self.sdp_sent[other_side] = relay.sdp_before
+        return NOT_ACCEPTABLE_HERE if status in OFFER_REFUSALS else status
 
     def _ack_relayed(self, relay: _Relay, resp: Response) -> list[Output]:
         """The ACK for a 2xx to a re-INVITE we relayed (RFC 3261 §13.2.2.4)."""
@@ -767,14 +785,16 @@ class Call:
 class _Relay:
     """Owner of a relayed in-dialog request: its answer goes back to the sender."""
 
-    __slots__ = ("answered", "call", "handle", "original", "request", "side")
+    __slots__ = ("answered", "call", "handle", "original", "request", "sdp_before", "side")
 
-    def __init__(self, call: Call, side: str, original: Request, handle: int, request: Request):
+    def __init__(self, call: Call, side: str, original: Request, handle: int, request: Request,
+                 sdp_before: bytes | None = None):
         self.call = call
         self.side = side
         self.original = original
         self.handle = handle
         self.request = request
+        self.sdp_before = sdp_before  # the SDP last sent to the other leg before this offer
         self.answered = False  # the sender has its final response
 
     def __call__(self, event: object, now: float) -> list[Output]:

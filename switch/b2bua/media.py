@@ -46,6 +46,10 @@ class MediaSession(Protocol):
         """The answer to send back for ``sdp``, the answer ``sender`` gave to the
         offer last sent to it (183 and 200 may both answer one offer)."""
 
+    def refused(self, receiver: Leg) -> None:
+        """The offer last sent to ``receiver`` got a failure response: the session
+        stays as it was before that offer (RFC 3264 §8)."""
+
     def release(self) -> None:
         """The call ended: free its ports.  Called at least once; idempotent."""
 
@@ -83,6 +87,9 @@ class PassThrough:
 
     def answer(self, sender: Leg, sdp: bytes) -> bytes:
         return sdp
+
+    def refused(self, receiver: Leg) -> None:
+        return None
 
     def release(self) -> None:
         return None

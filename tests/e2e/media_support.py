@@ -8,6 +8,9 @@ the switch's RTP port count.
   SDP names a socket of the test (``@RTP_PORT@``), and returns the RTP that
   reached that socket.
 * ``sdp_port``/``sdp_line``/``body`` read SIP and SDP text as the peers logged it.
+* ``udptl_packets``/``write_pcap``: T.38 UDPTL packets (``media/udptl.py``) and a
+  pcap of them (Ethernet/IPv4/UDP) for SIPp's ``play_pcap_image``: sip-tester
+  ships no T.38 capture, so the test makes its own.
 * ``status``/``ports_released`` ask ``centrala status`` whether any RTP port is
   still allocated; ``registered`` whether a phone is in the registrar.
 """
@@ -22,6 +25,7 @@ import struct
 import wave
 from pathlib import Path
 
+from media.udptl import UdptlPacket
 from tests.e2e.calls_support import DOMAIN, Background, dial, register, reports, udp_bound
 from tests.e2e.conftest import Centrala, rtp_ports
 from tests.e2e.registrar_support import cli, wait_for
@@ -70,6 +74,51 @@ def dominant_frequency(path: Path, channel: int = 0) -> tuple[float, float]:
     window = loudest[: rate // 2]
     best = max(range(100, 3901, 20), key=lambda f: _goertzel(window, rate, f))
     return float(best), rms
+
+
+# --------------------------------------------------------------------------- T.38
+
+
+def udptl_packets(first_seq: int, count: int) -> list[bytes]:
+    """UDPTL packets as a fax gateway sends them: each with a new primary IFP (a T.30
+    indicator, then HDLC data; opaque to the relay) and the two before it as
+    redundancy (``t38UDPRedundancy``)."""
+    ifps = [bytes([0x02 if n == first_seq else 0xC0 | n % 8, n & 0xFF, 0x7E, 0x55 ^ n & 0xFF])
+            for n in range(first_seq - 2, first_seq + count)]
+    return [bytes(UdptlPacket(first_seq + i, ifps[i + 2], (ifps[i + 1], ifps[i])))
+            for i in range(count)]
+
+
+def _ipv4_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _frame(payload: bytes, src: tuple[str, int], dst: tuple[str, int]) -> bytes:
+    """Ethernet II / IPv4 / UDP carrying ``payload`` (UDP checksum 0: none, RFC 768)."""
+    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, socket.IPPROTO_UDP,
+                     0, socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
+    ip = ip[:10] + struct.pack("!H", _ipv4_checksum(ip)) + ip[12:]
+    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + udp
+
+
+def write_pcap(path: Path, payloads: list[bytes], interval_s: float = 0.02,
+               src: tuple[str, int] = ("127.0.0.1", 6004),
+               dst: tuple[str, int] = ("127.0.0.1", 6006)) -> Path:
+    """A classic pcap file (microsecond timestamps, link type 1: Ethernet) with one UDP
+    datagram per payload, ``interval_s`` apart; SIPp replays them with that timing
+    and its own addresses."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i, payload in enumerate(payloads):
+        frame = _frame(payload, src, dst)
+        usec = round(i * interval_s * 1_000_000)
+        out.append(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame),
+                               len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+    return path
 
 
 # --------------------------------------------------------------------------- the switch

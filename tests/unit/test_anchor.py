@@ -39,6 +39,7 @@ class FakeStream:
     pt_maps: dict[str, dict[int, int]] = field(default_factory=dict)
     held: dict[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
     closed: int = 0
+    udptl: bool = False
 
     def local(self, side: str) -> tuple[str, int, int]:
         return "unused", self.ports[side], self.ports[side] + 1
@@ -65,8 +66,9 @@ class FakeRelay:
     closed_calls: list[Hashable] = field(default_factory=list)
     next_port: int = 40000
 
-    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False) -> FakeStream:
-        stream = FakeStream({"a": self.next_port, "b": self.next_port + 2})
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> FakeStream:
+        stream = FakeStream({"a": self.next_port, "b": self.next_port + 2}, udptl=udptl)
         self.next_port += 4
         self.streams.append(stream)
         return stream

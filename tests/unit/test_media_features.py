@@ -19,7 +19,7 @@ from media.offer_answer import LegPrefs
 from media.relay import Rewriter
 from media.rtp import RtpPacket
 from media.sdp import SessionDescription
-from switch.b2bua.anchor import AnchorHook
+from switch.b2bua.anchor import AnchorHook, fax_safe
 from switch.b2bua.call import Attempt, Call
 from switch.b2bua.media_features import DEFAULT_MOH, MOH_LIBRARY, MediaFeatures, widen_offer
 from switch.sip.address import Address
@@ -69,10 +69,10 @@ class FeatureRelay:
     streams: list[FeatureFakeStream] = field(default_factory=list)
     closed_calls: list[Hashable] = field(default_factory=list)
 
-    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False
-             ) -> FeatureFakeStream:
+    def open(self, call_ref: Hashable, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> FeatureFakeStream:
         port = 40000 + 4 * len(self.streams)
-        stream = FeatureFakeStream({"a": port, "b": port + 2})
+        stream = FeatureFakeStream({"a": port, "b": port + 2}, udptl=udptl)
         self.streams.append(stream)
         return stream
 
@@ -118,6 +118,66 @@ def reinvite(call: Call, env: FakeEnv, body: bytes, answer: bytes, cseq: int) ->
     ok.add("Content-Type", "application/sdp")
     ok.body = answer
     owner(ResponseReceived(cseq, parse_message(bytes(ok)), owner), 5.1)  # type: ignore[operator]
+
+
+# -- fax-safe audio ------------------------------------------------------------------------------
+A_FAX = (b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+         b"m=audio 4000 RTP/AVP 111 9 8 0 13 101\r\na=rtpmap:111 opus/48000/2\r\n"
+         b"a=rtpmap:13 CN/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+def fax_tenant(fax: str, b_codecs: list[str]) -> dict[str, object]:
+    return {"domain": "demo.test", "name": "Demo", "extensions": [
+        {"number": n, "name": n, "password": "pw", "fax": n == fax,
+         **({"codecs": b_codecs} if n == "101" else {})} for n in ("100", "101")]}
+
+
+@pytest.mark.parametrize("fax", ["100", "101"])
+def test_a_fax_call_offers_only_g711_without_comfort_noise_and_is_not_transcoded(
+    fax: str
+) -> None:
+    """A fax extension on either side: both legs share PCMU, so only G.711 (and digits)
+    is offered and the relay copies packets as they are: no transcoder, hence no jitter
+    buffer; CN is never offered."""
+    loop = asyncio.new_event_loop()
+    try:
+        tenant = fax_tenant(fax, ["opus", "G722", "PCMU", "CN"])
+        call, env, relay = feature_call(loop, [tenant], A_FAX)
+        call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
+        offer = SessionDescription.parse(env.requests[0][0].body).media[0]
+        assert [str(offer.codec(pt)) for pt in offer.payload_types] == [
+            "PCMU/8000", "telephone-event/8000"]
+        reply(env, 0, 200, "p1", B_PCMU)
+        call.on_a_ack(ack_from_a(call), 0.1)
+        (stream,) = relay.streams
+        assert stream.taps == {} and stream.pt_maps == {"a": {0: 0}, "b": {0: 0}}
+        assert call.media.features is not None  # type: ignore[attr-defined]
+        assert call.media.features._streams[0].pump is None  # type: ignore[attr-defined]
+        call.hangup(1.0, "caller", 200)
+    finally:
+        loop.close()
+
+
+def test_without_a_fax_extension_the_offer_keeps_every_codec_and_cn() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        call, env, _ = feature_call(loop, [fax_tenant("", ["opus", "G722", "PCMU", "CN"])], A_FAX)
+        call.start(Attempt((target(PHONE1),), 20, "extension"), 0.0)
+        offer = SessionDescription.parse(env.requests[0][0].body).media[0]
+        assert [offer.codec(pt).name for pt in offer.payload_types] == [  # type: ignore[union-attr]
+            "opus", "G722", "PCMU", "CN", "telephone-event"]
+        call.hangup(1.0, "caller", 200)
+    finally:
+        loop.close()
+
+
+def test_fax_safe_without_common_g711_only_drops_cn() -> None:
+    a, b = LegPrefs.of("opus", "PCMU", "CN"), LegPrefs.of("opus", "G722", "CN")
+    common = LegPrefs.of("opus", "CN")
+    assert fax_safe(a, b, common) == (LegPrefs.of("opus", "PCMU"), LegPrefs.of("opus", "G722"),
+                                      LegPrefs.of("opus"))
+    common = LegPrefs.of("opus", "PCMA", "CN", "telephone-event")
+    assert fax_safe(a, common, common)[2] == LegPrefs.of("PCMA", "telephone-event")
 
 
 # -- transcoding in the SDP -------------------------------------------------------------------

@@ -154,15 +154,107 @@ def test_nothing_acceptable_is_488() -> None:
     assert info.value.status == 488
 
 
-def test_port_zero_and_image_streams_stay_disabled() -> None:
-    data = YEALINK + b"m=video 0 RTP/AVP 31\r\nm=image 9000 udptl t38\r\na=T38FaxVersion:0\r\n"
+def test_port_zero_and_non_rtp_streams_stay_disabled_t38_is_anchored() -> None:
+    data = (YEALINK + b"m=video 0 RTP/AVP 31\r\nm=image 9000 udptl t38\r\na=T38FaxVersion:0\r\n"
+            b"m=application 9002 udp bfcp\r\n")
     relayed, state = anchor_offer(
-        SessionDescription.parse(data), anchors(SWITCH_Y, 40000, 3), DEFAULT_PREFS, ORIGIN_Y
+        SessionDescription.parse(data), anchors(SWITCH_Y, 40000, 4), DEFAULT_PREFS, ORIGIN_Y
     )
     assert [(m.media, m.port) for m in reparsed(relayed).media] == [
-        ("audio", 40000), ("video", 0), ("image", 0),
+        ("audio", 40000), ("video", 0), ("image", 40004), ("application", 0),
     ]
-    assert relayed.media[2].formats == ["t38"] and state.anchors.keys() == {0}
+    assert relayed.media[2].formats == ["t38"] and state.anchors.keys() == {0, 2}
+
+
+# -- T.38 (RFC 3362, T.38 Annex D) ----------------------------------------------------------
+T38_OFFER = crlf("""v=0
+o=fax 10 11 IN IP4 192.0.2.10
+s=-
+c=IN IP4 192.0.2.10
+t=0 0
+m=image 6000 udptl t38
+a=T38FaxVersion:0
+a=T38MaxBitRate:14400
+a=T38FaxRateManagement:transferredTCF
+a=T38FaxMaxBuffer:1800
+a=T38FaxMaxDatagram:400
+a=T38FaxUdpEC:t38UDPRedundancy
+a=T38FaxFillBitRemoval
+a=ptime:20
+""")
+T38_ANSWER = crlf("""v=0
+o=gw 20 21 IN IP4 192.0.2.20
+s=-
+c=IN IP4 192.0.2.20
+t=0 0
+m=image 7000 udptl t38
+a=T38FaxVersion:0
+a=T38MaxBitRate:9600
+a=T38FaxRateManagement:transferredTCF
+a=T38FaxMaxBuffer:200
+a=T38FaxMaxDatagram:180
+a=T38FaxUdpEC:t38UDPRedundancy
+""")
+T38_ATTRIBUTES = ["T38FaxVersion", "T38MaxBitRate", "T38FaxRateManagement", "T38FaxMaxBuffer",
+                  "T38FaxMaxDatagram", "T38FaxUdpEC"]
+
+
+def test_a_t38_offer_is_anchored_with_its_attributes_as_offered() -> None:
+    relayed, state = offer(T38_OFFER)
+    m = reparsed(relayed).media[0]
+    assert (m.media, m.port, m.proto, m.formats) == ("image", 40000, "udptl", ["t38"])
+    assert relayed.connection == Connection.of(SWITCH_Y) and m.connection is None
+    assert [str(a) for a in m.attributes] == [
+        "T38FaxVersion:0", "T38MaxBitRate:14400", "T38FaxRateManagement:transferredTCF",
+        "T38FaxMaxBuffer:1800", "T38FaxMaxDatagram:400", "T38FaxUdpEC:t38UDPRedundancy",
+        "T38FaxFillBitRemoval", "ptime:20",
+    ]
+    assert m.rtcp is None and not m.rtcp_mux and m.direction is None
+    assert state.anchors == {0: Anchor(SWITCH_Y, 40000)}
+
+
+def test_a_t38_answer_is_anchored_back_and_planned_as_udptl() -> None:
+    _, state = offer(T38_OFFER)
+    sd, plans = answer(state, T38_ANSWER)
+    m = reparsed(sd).media[0]
+    assert (m.media, m.port, m.formats) == ("image", 30000, ["t38"])
+    assert [a.name for a in m.attributes] == T38_ATTRIBUTES
+    assert m.attribute("T38FaxMaxDatagram") == "180"  # the answerer's, as it wrote it
+    (plan,) = plans
+    assert plan.udptl and not plan.rejected and plan.codec is None
+    assert plan.x is not None and plan.y is not None
+    assert (plan.x.rtp, plan.y.rtp) == (("192.0.2.10", 6000), ("192.0.2.20", 7000))
+    assert plan.x.rtcp == plan.x.rtp and plan.x.payload_type == -1
+    assert (plan.x_to_y, plan.y_to_x) == ({}, {})
+
+
+def test_a_t38_stream_refused_by_the_answerer_is_a_rejected_plan() -> None:
+    _, state = offer(T38_OFFER)
+    sd, plans = answer(state, T38_ANSWER.replace(b"image 7000", b"image 0"))
+    assert sd.media[0].port == 0 and plans[0].rejected and plans[0].udptl
+
+
+@pytest.mark.parametrize("good, bad", [
+    (b"T38FaxVersion:0", b"T38FaxVersion:x"), (b"UdpEC:t38UDPRedundancy", b"UdpEC:t38UDPMagic"),
+    (b"T38FaxMaxDatagram:400", b"T38FaxMaxDatagram:-1"),
+])
+def test_a_t38_offer_with_broken_attributes_is_488(good: bytes, bad: bytes) -> None:
+    with pytest.raises(SdpError) as info:
+        offer(T38_OFFER.replace(good, bad))
+    assert info.value.status == 488
+
+
+def test_audio_to_image_and_back_at_the_same_index() -> None:
+    """A fax re-offer replaces the audio m-line (T.38 Annex D), and a later re-offer
+    brings audio back: each is anchored on its own terms."""
+    audio, _ = offer(YEALINK)
+    assert audio.media[0].media == "audio"
+    image, state = offer(T38_OFFER)
+    assert image.media[0].media == "image" and image.media[0].port == 40000
+    with pytest.raises(SdpError):  # an answer of the old kind does not fit the offer
+        answer(state, YEALINK)
+    back, state = offer(YEALINK)
+    assert back.media[0].media == "audio" and back.media[0].payload_types
 
 
 def test_duplicate_payload_types_in_offer_are_relayed_once() -> None:

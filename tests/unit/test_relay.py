@@ -15,8 +15,9 @@ import pytest
 import uvloop
 
 from media.ports import PortAllocator, PortsExhausted
-from media.relay import MediaRelay, RelayStream, Rewriter
+from media.relay import DROP_ALL, MediaRelay, RelayStream, Rewriter
 from media.rtp import RtcpReceiverReport, RtpPacket, read_seq_ts_ssrc
+from media.udptl import FecInfo, UdptlPacket
 
 HOST = "127.0.0.1"
 OTHER_IP = "127.0.0.2"  # another host as far as the relay can tell
@@ -357,6 +358,65 @@ async def test_no_remote_yet_drops(relay: MediaRelay,
     a.sendto(rtp_packet(1), (HOST, stream.local("a")[1]))  # b's SDP is not known yet
     await until(lambda: stream.counters("a").dropped == 1)
     assert stream.counters("a").packets_in == 1
+
+
+# -- UDPTL (T.38) ------------------------------------------------------------------------
+def udptl_packet(seq: int) -> bytes:
+    """A T.30 HDLC IFP with the two before it as redundancy, as spandsp sends them."""
+    ifp = [bytes([0xC0 | (n % 8), n & 0xFF, 0x7E, 0x13]) for n in (seq, seq - 1, seq - 2)]
+    return bytes(UdptlPacket(seq, ifp[0], tuple(i for i in ifp[1:] if i)))
+
+
+async def test_udptl_relayed_as_it_is_with_one_port_per_side(
+    relay: MediaRelay, new_socket: Callable[..., socket.socket]
+) -> None:
+    stream = relay.open("fax", udptl=True)
+    assert stream.udptl and relay.ports_in_use() == 2  # no RTCP port on either side
+    fax = Call(stream, new_socket(), new_socket())
+    packets = [udptl_packet(7), bytes(UdptlPacket(8, b"\x04\x01", fec=FecInfo(3, (b"\xaa",)))),
+               b"\x00\x09\x01\x80\x00"]  # redundancy, FEC; the first byte is no RTP version
+    for packet in packets:
+        fax.a.sendto(packet, fax.to_a)
+        data, source = await recv(fax.b)
+        assert data == packet and source == fax.to_b
+    fax.b.sendto(udptl_packet(1), fax.to_b)
+    assert (await recv(fax.a))[0] == udptl_packet(1)
+    assert stream.counters("a").packets_in == 3 and stream.counters("b").packets_out == 3
+    stream.set_pt_map("a", {0: 8})  # nothing RTP applies: the datagram is not touched
+    fax.a.sendto(b"\x80\x00" + udptl_packet(9)[2:], fax.to_a)
+    assert (await recv(fax.b))[0] == b"\x80\x00" + udptl_packet(9)[2:]
+
+
+async def test_udptl_latches_and_drops_other_ips(
+    relay: MediaRelay, new_socket: Callable[..., socket.socket]
+) -> None:
+    fax = Call(relay.open("fax", udptl=True), new_socket(), new_socket())
+    intruder, behind_nat = new_socket(OTHER_IP), new_socket()
+    intruder.sendto(udptl_packet(66), fax.to_a)
+    behind_nat.sendto(udptl_packet(1), fax.to_a)  # the SDP's IP, another port: latched
+    assert (await recv(fax.b))[0] == udptl_packet(1)
+    fax.b.sendto(udptl_packet(2), fax.to_b)
+    assert (await recv(behind_nat))[0] == udptl_packet(2)
+    intruder.sendto(udptl_packet(67), fax.to_b)  # nor can it draw the fax out of side b
+    fax.b.sendto(udptl_packet(3), fax.to_b)
+    assert (await recv(behind_nat))[0] == udptl_packet(3)
+    assert fax.stream.counters("a").dropped == 1 and fax.stream.counters("b").dropped == 1
+    fax.stream.hold("b", True)
+    behind_nat.sendto(udptl_packet(4), fax.to_a)
+    await until(lambda: fax.stream.counters("a").packets_in == 2)
+    fax.stream.hold("b", False)
+    behind_nat.sendto(udptl_packet(5), fax.to_a)
+    assert (await recv(fax.b))[0] == udptl_packet(5)  # 4 was held back, not queued
+
+
+async def test_udptl_stream_ignores_a_transform(
+    relay: MediaRelay, new_socket: Callable[..., socket.socket]
+) -> None:
+    """SRTP keys left on an m-line that became T.38 do not turn it back into RTP."""
+    fax = Call(relay.open("fax", udptl=True), new_socket(), new_socket())
+    fax.stream.set_transform("a", DROP_ALL)
+    fax.a.sendto(udptl_packet(1), fax.to_a)
+    assert (await recv(fax.b))[0] == udptl_packet(1)
 
 
 # -- closing, the port-leak check ------------------------------------------------------

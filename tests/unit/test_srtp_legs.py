@@ -61,8 +61,9 @@ class FakeSrtpStream(FakeStream):
 
 @dataclass
 class FakeSrtpRelay(FakeRelay):
-    def open(self, call_ref: object, mux_a: bool = False, mux_b: bool = False) -> FakeStream:
-        stream = FakeSrtpStream({"a": self.next_port, "b": self.next_port + 2})
+    def open(self, call_ref: object, mux_a: bool = False, mux_b: bool = False,
+             udptl: bool = False) -> FakeStream:
+        stream = FakeSrtpStream({"a": self.next_port, "b": self.next_port + 2}, udptl=udptl)
         self.next_port += 4
         self.streams.append(stream)
         return stream
