@@ -169,7 +169,7 @@ class AnchorSession:
         self._origins: dict[Leg, LegOrigin] = {}
         self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
         self._pending: dict[Leg, tuple[Leg, OfferState]] = {}  # by answerer: (offerer, offer)
-        self.srtp = SrtpLegs(call_ref, self._leg_encryption)
+        self.srtp = SrtpLegs(call_ref, _leg_encryption(hook, tenant, caller))
         self.features: CallFeatures | None = (
             hook.features.session(call_ref, tenant) if hook.features is not None else None)
 
@@ -288,15 +288,21 @@ class AnchorSession:
             self._origins[leg] = origin
         return origin
 
-    def _leg_encryption(self, leg: Leg) -> Encryption:
-        return self.hook.encryption(self.tenant, self.caller if leg.side == "a" else leg.label)
-
     def _leg_prefs(self, leg: Leg) -> LegPrefs:
         prefs = self._prefs.get(leg)
         if prefs is None:
             label = self.caller if leg.side == "a" else leg.label
             prefs = self._prefs[leg] = self.hook.prefs(self.tenant, label)
         return prefs
+
+
+def _leg_encryption(hook: AnchorHook, tenant: str, caller: str | None
+                    ) -> Callable[[Leg], Encryption]:
+    """A call's SRTP setting per leg, for its ``SrtpLegs``: a function of the hook,
+    not a method of the session, which would make the two a reference cycle."""
+    def setting(leg: Leg) -> Encryption:
+        return hook.encryption(tenant, caller if leg.side == "a" else leg.label)
+    return setting
 
 
 def _prefs(names: list[str]) -> LegPrefs:

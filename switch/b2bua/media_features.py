@@ -471,6 +471,7 @@ class CallFeatures:
         if self.released:
             return
         self.released = True
+        self.on_digit = None  # the call's method: no cycle call -> session -> features -> call
         for handle in self._digits:
             handle.cancel()
         self._digits.clear()
