@@ -697,6 +697,7 @@ class Call:
         self.state = CallState.ENDED
         self.record.end = now
         self.media.release()
+        self.media = PASS_THROUGH  # the session's SDPs need not live as long as the legs
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

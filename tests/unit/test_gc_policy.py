@@ -1,0 +1,85 @@
+"""switch/gc_policy.py: collections traverse only young objects; leaked cycles are
+still freed, by a full collection once the frozen set has grown enough."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from switch.gc_policy import FLOOR_OBJECTS, GcPolicy
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: object = self
+
+
+@pytest.fixture
+def policy() -> Iterator[GcPolicy]:
+    saved = gc.get_threshold()
+    p = GcPolicy(young_threshold=700, growth=2.0, min_full_interval_s=60.0)
+    p.install()
+    try:
+        yield p
+    finally:
+        p.uninstall()
+        assert gc.get_threshold() == saved
+        assert gc.get_freeze_count() == 0
+
+
+def test_survivors_of_a_collection_are_frozen(policy: GcPolicy) -> None:
+    frozen = gc.get_freeze_count()
+    kept = [[i] for i in range(5000)]  # lists: tracked by the collector
+    gc.collect(0)
+    assert gc.get_freeze_count() >= frozen + 5000
+    assert gc.get_count()[0] < 100  # the young generation is empty again
+    assert policy.counters.young_collections >= 1
+    del kept
+
+
+def test_frozen_objects_still_die_by_reference_counting(policy: GcPolicy) -> None:
+    kept = [[i] for i in range(5000)]
+    gc.collect(0)
+    frozen = gc.get_freeze_count()
+    del kept
+    assert gc.get_freeze_count() <= frozen - 5000
+
+
+def test_a_young_cycle_is_collected_but_one_frozen_alive_waits_for_a_full_collection(
+    policy: GcPolicy,
+) -> None:
+    young = Node()
+    del young
+    assert gc.collect(0) >= 1  # garbage before its first collection: freed there
+    old = Node()
+    gc.collect(0)  # alive at the collection: frozen
+    del old
+    assert gc.collect() == 0  # frozen: not even a full automatic collection sees it
+    assert policy.full(now=0.0) >= 1
+    assert policy.counters.full_collections == 1 and policy.counters.full_collected >= 1
+
+
+def test_tick_runs_a_full_collection_only_after_growth_and_the_interval(policy: GcPolicy) -> None:
+    policy.baseline = max(gc.get_freeze_count(), FLOOR_OBJECTS)
+    assert not policy.tick(now=1000.0)  # no growth
+    grown = [[i] for i in range(int(policy.growth * policy.baseline) - gc.get_freeze_count() + 10)]
+    gc.collect(0)
+    assert gc.get_freeze_count() >= policy.growth * policy.baseline
+    assert policy.tick(now=1000.0)
+    assert policy.last_full == 1000.0 and policy.baseline >= len(grown)
+    del grown
+    policy.baseline = FLOOR_OBJECTS
+    leak = [[i] for i in range(2 * FLOOR_OBJECTS)]
+    gc.collect(0)
+    assert not policy.tick(now=1030.0)  # grown, but the last full one is too recent
+    assert policy.tick(now=1060.0)
+    del leak
+
+
+def test_stats_name_the_counters(policy: GcPolicy) -> None:
+    gc.collect(0)
+    stats = policy.stats()
+    assert stats["frozen"] == gc.get_freeze_count() > 0
+    assert stats["young_collections"] >= 1 and stats["full_collections"] == 0
