@@ -205,7 +205,7 @@ class Limits(_Model):
         default=4096, ge=1, description="Concurrent TCP/TLS connections in total."
     )
     udp_receive_buffer_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=65536,
+        default=1024 * 1024, ge=65536,
         description="Receive buffer asked for each UDP socket (the kernel caps it at "
         "net.core.rmem_max): datagrams that arrive while the switch is busy wait there.",
     )

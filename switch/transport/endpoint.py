@@ -41,7 +41,7 @@ class EndpointLimits:
     max_connections_per_source: int = 64
     max_connections: int = 4096
     tcp_idle_timeout_s: float = 300.0
-    udp_receive_buffer_bytes: int = 4 * 1024 * 1024
+    udp_receive_buffer_bytes: int = 1024 * 1024
 
 
 class _Udp(asyncio.DatagramProtocol):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from switch.gc_policy import FLOOR_OBJECTS, GcPolicy
+from switch.gc_policy import FLOOR_BYTES, GcPolicy, resident_bytes
 
 
 class Node:
@@ -62,20 +62,21 @@ def test_a_young_cycle_is_collected_but_one_frozen_alive_waits_for_a_full_collec
 
 
 def test_tick_runs_a_full_collection_only_after_growth_and_the_interval(policy: GcPolicy) -> None:
-    policy.baseline = max(gc.get_freeze_count(), FLOOR_OBJECTS)
+    size = [FLOOR_BYTES]
+    policy.size = lambda: size[0]
+    policy.baseline = FLOOR_BYTES
     assert not policy.tick(now=1000.0)  # no growth
-    grown = [[i] for i in range(int(policy.growth * policy.baseline) - gc.get_freeze_count() + 10)]
-    gc.collect(0)
-    assert gc.get_freeze_count() >= policy.growth * policy.baseline
+    size[0] = 2 * FLOOR_BYTES
     assert policy.tick(now=1000.0)
-    assert policy.last_full == 1000.0 and policy.baseline >= len(grown)
-    del grown
-    policy.baseline = FLOOR_OBJECTS
-    leak = [[i] for i in range(2 * FLOOR_OBJECTS)]
-    gc.collect(0)
+    assert policy.last_full == 1000.0 and policy.baseline == 2 * FLOOR_BYTES
+    size[0] = 5 * FLOOR_BYTES
     assert not policy.tick(now=1030.0)  # grown, but the last full one is too recent
     assert policy.tick(now=1060.0)
-    del leak
+    assert policy.counters.full_collections == 2 and policy.baseline == 5 * FLOOR_BYTES
+
+
+def test_the_default_measure_is_the_resident_set() -> None:
+    assert 1024 * 1024 < resident_bytes() < 64 * 1024**3
 
 
 def test_stats_name_the_counters(policy: GcPolicy) -> None:
