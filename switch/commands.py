@@ -66,7 +66,6 @@ def register_commands(control: ControlServer, switch: Switch) -> None:
             "rtp_ports_in_use": switch.relay.ports_in_use() if switch.relay is not None else 0,
             "open_fds": len(os.listdir("/proc/self/fd")),
             "rss_bytes": _rss_bytes(),
-            "gc": switch.gc.stats(),
         }
 
     control.register("status", status)

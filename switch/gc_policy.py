@@ -34,7 +34,7 @@ So ``GcPolicy`` lets only the young generation be traversed:
   measure because it is cheap to read: ``gc.get_freeze_count()`` walks the
   whole frozen list (50 ms for 700,000 objects).
 
-``stats()`` reports the counters ``centrala status`` shows.
+``counters`` counts the collections; each full one is logged.
 """
 
 from __future__ import annotations
@@ -137,13 +137,6 @@ class GcPolicy:
         log.info("full garbage collection: %d objects frozen before, %d freed, %.0f ms",
                  before, collected, elapsed)
         return collected
-
-    def stats(self) -> dict[str, float]:
-        """For ``centrala status`` (counting the frozen objects walks them all)."""
-        c = self.counters
-        return {"frozen": gc.get_freeze_count(), "young_collections": c.young_collections,
-                "full_collections": c.full_collections, "full_collected": c.full_collected,
-                "last_full_ms": round(c.last_full_ms, 1)}
 
 
 __all__ = ["GcPolicy", "GcStats"]
