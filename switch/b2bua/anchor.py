@@ -193,7 +193,7 @@ class AnchorSession:
         self._close(i for i in opened if i not in state.anchors)  # streams the offer disabled
         self._origins[receiver] = state.origin
         self._pending[receiver] = (sender, state)
-        return bytes(relayed)
+        return state.origin.last  # bytes(relayed), as stamped: not serialised again
 
     def answer(self, sender: Leg, sdp: bytes) -> bytes:
         pending = self._pending.get(sender)
@@ -212,7 +212,7 @@ class AnchorSession:
         self.srtp.wire(self.streams)
         if self.features is not None:
             self.features.applied(self.streams, plans, offerer.side, sender.side)
-        return bytes(out)
+        return origin.last  # bytes(out), as last stamped (narrow() stamps what it changes)
 
     def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
         """A key press (SIP INFO) as RFC 4733 to side ``to``, if it has telephone-event."""
