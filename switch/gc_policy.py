@@ -27,12 +27,15 @@ So ``GcPolicy`` lets only the young generation be traversed:
   collection after its birth and becomes garbage later is not freed by the
   young collections.  ``tick(now)`` (called once a second) runs a full
   collection of everything (``gc.unfreeze()``, ``gc.collect()``, freeze
-  again) when the process has grown ``growth`` times (resident memory) since
-  the last one, at most once per ``min_full_interval_s``: leaked cycles cost
-  at most that much memory, and the full pause happens rarely (when the load
-  rises, or cycles leak), not every few seconds.  Resident memory is the
-  measure because it is cheap to read: ``gc.get_freeze_count()`` walks the
-  whole frozen list (50 ms for 700,000 objects).
+  again), at most once per ``min_full_interval_s``, when the process has
+  grown since the last one (resident memory) and the switch is quiet: no
+  young collection for ``quiet_ticks`` ticks, so the pause (hundreds of
+  milliseconds with a large heap, long enough for T1 retransmissions to fire)
+  falls between bursts of traffic.  Under sustained load it waits until the
+  process has grown ``growth`` times: leaked cycles cost at most that much
+  memory.  Resident memory is the measure because it is cheap to read:
+  ``gc.get_freeze_count()`` walks the whole frozen list (50 ms for 700,000
+  objects).
 
 ``counters`` counts the collections; each full one is logged.
 """
@@ -70,11 +73,16 @@ class GcStats:
 
 
 class GcPolicy:
-    def __init__(self, young_threshold: int = 10_000, growth: float = 2.0,
-                 min_full_interval_s: float = 60.0,
+    def __init__(self, young_threshold: int = 10_000, growth: float = 4.0,
+                 min_full_interval_s: float = 60.0, quiet_ticks: int = 5,
+                 quiet_growth: float = 1.25,
                  size: Callable[[], int] = resident_bytes) -> None:
         self.young_threshold = young_threshold
         self.growth = growth
+        self.quiet_ticks = quiet_ticks
+        self.quiet_growth = quiet_growth
+        self._quiet = 0  # ticks in a row without a young collection
+        self._young_seen = 0
         self.min_full_interval_s = min_full_interval_s
         self.size = size
         self.baseline = FLOOR_BYTES
@@ -104,11 +112,16 @@ class GcPolicy:
             gc.freeze()  # the survivors are not traversed again
 
     def tick(self, now: float) -> bool:
-        """A full collection if the process has grown enough (and not too
-        recently); True if one ran."""
+        """A full collection if the process has grown (a little while quiet, a
+        lot under load) and none ran recently; True if one ran."""
+        young = self.counters.young_collections
+        self._quiet = self._quiet + 1 if young == self._young_seen else 0
+        self._young_seen = young
         if now - self.last_full < self.min_full_interval_s:
             return False
-        if self.size() < self.growth * self.baseline:
+        size = self.size()
+        quiet = self._quiet >= self.quiet_ticks and size >= self.quiet_growth * self.baseline
+        if not quiet and size < self.growth * self.baseline:
             return False
         self.full(now)
         return True

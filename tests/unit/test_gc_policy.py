@@ -19,7 +19,7 @@ class Node:
 @pytest.fixture
 def policy() -> Iterator[GcPolicy]:
     saved = gc.get_threshold()
-    p = GcPolicy(young_threshold=700, growth=2.0, min_full_interval_s=60.0)
+    p = GcPolicy(young_threshold=700, min_full_interval_s=60.0)
     p.install()
     try:
         yield p
@@ -61,18 +61,28 @@ def test_a_young_cycle_is_collected_but_one_frozen_alive_waits_for_a_full_collec
     assert policy.counters.full_collections == 1 and policy.counters.full_collected >= 1
 
 
-def test_tick_runs_a_full_collection_only_after_growth_and_the_interval(policy: GcPolicy) -> None:
+def test_tick_runs_a_full_collection_when_quiet_or_grown_a_lot(policy: GcPolicy) -> None:
     size = [FLOOR_BYTES]
     policy.size = lambda: size[0]
     policy.baseline = FLOOR_BYTES
-    assert not policy.tick(now=1000.0)  # no growth
+
+    def busy_tick(now: float) -> bool:
+        policy.counters.young_collections += 1  # as if traffic made one this second
+        return policy.tick(now)
+
+    assert not busy_tick(1000.0)  # no growth
     size[0] = 2 * FLOOR_BYTES
-    assert policy.tick(now=1000.0)
-    assert policy.last_full == 1000.0 and policy.baseline == 2 * FLOOR_BYTES
-    size[0] = 5 * FLOOR_BYTES
-    assert not policy.tick(now=1030.0)  # grown, but the last full one is too recent
-    assert policy.tick(now=1060.0)
-    assert policy.counters.full_collections == 2 and policy.baseline == 5 * FLOOR_BYTES
+    assert not busy_tick(1001.0)  # grown, but busy: wait
+    assert not any(policy.tick(1002.0 + i) for i in range(policy.quiet_ticks - 1))
+    assert policy.tick(1010.0)  # quiet long enough
+    assert policy.last_full == 1010.0 and policy.baseline == 2 * FLOOR_BYTES
+    size[0] = int(policy.growth * 2 * FLOOR_BYTES)
+    assert not busy_tick(1030.0)  # grown a lot, but the last full one is too recent
+    assert busy_tick(1070.0)  # grown a lot: even under load
+    assert policy.counters.full_collections == 2
+    assert policy.baseline == int(policy.growth * 2 * FLOOR_BYTES)
+    for i in range(10):  # quiet, not grown: nothing to do
+        assert not policy.tick(2000.0 + i)
 
 
 def test_the_default_measure_is_the_resident_set() -> None:
