@@ -204,6 +204,11 @@ class Limits(_Model):
     max_connections: int = Field(
         default=4096, ge=1, description="Concurrent TCP/TLS connections in total."
     )
+    udp_receive_buffer_bytes: int = Field(
+        default=1024 * 1024, ge=65536,
+        description="Receive buffer asked for each UDP socket (the kernel caps it at "
+        "net.core.rmem_max): datagrams that arrive while the switch is busy wait there.",
+    )
     tcp_idle_timeout_s: float = Field(
         default=300, gt=0, description="Close a TCP/TLS connection idle for this many seconds."
     )

@@ -192,6 +192,7 @@ class _Side:
     __slots__ = (
         "buf",
         "bytes_in",
+        "call_ref",
         "bytes_out",
         "cand_rtcp",
         "cand_rtp",
@@ -218,19 +219,21 @@ class _Side:
         "rtp_send",
         "rtp_src",
         "sdp_rtcp",
+        "relay",
         "sdp_rtp",
-        "stream",
         "tap",
         "transform",
         "view",
         "watcher",
     )
 
-    def __init__(self, stream: RelayStream, name: Side, pair: PortPair) -> None:
-        self.stream, self.name, self.pair = stream, name, pair
+    def __init__(self, relay: MediaRelay, call_ref: Hashable, name: Side, pair: PortPair) -> None:
+        # No reference to the stream, and none to the peer once closed: an ended
+        # call's streams are freed by reference counting, not by the cycle collector.
+        self.relay, self.call_ref, self.name, self.pair = relay, call_ref, name, pair
         self.mux = pair.rtcp is None
-        self.peer: _Side = self
-        self.buf, self.view = stream.relay.buffer, stream.relay.view
+        self.peer: _Side | None = None  # set by the stream while it is open
+        self.buf, self.view = relay.buffer, relay.view
         self.rtp_recv, self.rtp_send = pair.rtp.recvfrom_into, pair.rtp.sendto
         rtcp = pair.rtp if pair.rtcp is None else pair.rtcp
         self.rtcp_recv, self.rtcp_send = rtcp.recvfrom_into, rtcp.sendto
@@ -268,6 +271,8 @@ class _Side:
             self.not_rtp(n, addr)
             return
         peer = self.peer
+        if peer is None:
+            return
         if RTCP_MUX_FIRST <= buf[1] <= RTCP_MUX_LAST:  # RFC 5761 §4: RTCP on the RTP port
             self.rtp_in += 1
             self.bytes_in += n
@@ -312,7 +317,7 @@ class _Side:
         self.rtp_in += 1
         self.bytes_in += n
         peer = self.peer
-        if peer.held:
+        if peer is None or peer.held:
             return
         peer.deliver(self, peer.rtp_send, peer.rtp_dst, n)
 
@@ -325,7 +330,8 @@ class _Side:
             self.rtcp_tap(self.view[:n])
             return
         peer = self.peer
-        peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
+        if peer is not None:
+            peer.deliver(self, peer.rtcp_send, peer.rtcp_dst, n)
 
     # -- the same with a transform on either side (SRTP): set_transform --------------------
     def on_rtp_secure(self) -> None:
@@ -353,6 +359,8 @@ class _Side:
             self.dropped += 1
             return
         peer = self.peer
+        if peer is None:
+            return
         if self.watcher is not None:
             self.watcher(view[:n])
         if peer.held:
@@ -400,7 +408,9 @@ class _Side:
         if self.rtcp_tap is not None:
             self.rtcp_tap(self.view[:n])
             return
-        self.peer.deliver_secure(self, True, n)
+        peer = self.peer
+        if peer is not None:
+            peer.deliver_secure(self, True, n)
 
     def decode(self, coder: Coder, n: int) -> int:
         """Decode the first ``n`` bytes of the shared buffer in place; the new
@@ -463,12 +473,12 @@ class _Side:
         latched = self.rtcp_src if rtcp else self.rtp_src
         if latched is not None:
             count = self.rtcp_in if rtcp else self.rtp_in
-            now = self.stream.relay.loop.time()
+            now = self.relay.loop.time()
             candidate = self.cand_rtcp if rtcp else self.cand_rtp
             if candidate is None or candidate[1] != count:  # first try, or the latched one spoke
                 self._set_candidate(rtcp, (now, count))
                 return False
-            if now - candidate[0] < self.stream.relay.relatch_silence_s:
+            if now - candidate[0] < self.relay.relatch_silence_s:
                 return False
         self._latch(addr, rtcp, relatch=latched is not None)
         return True
@@ -489,7 +499,7 @@ class _Side:
                 self.rtcp_dst = addr
             elif relatch:  # the NAT rebound: RTCP's mapping has moved too
                 self.rtcp_src, self.rtcp_dst = None, self.sdp_rtcp
-        log.debug("[%s] side %s %s %s to %s:%s", self.stream.call_ref, self.name,
+        log.debug("[%s] side %s %s %s to %s:%s", self.call_ref, self.name,
                   "RTCP" if rtcp else "RTP", "re-latched" if relatch else "latched",
                   addr[0], addr[1])
 
@@ -501,6 +511,14 @@ class _Side:
         self.expected_ip, self.sdp_rtp, self.sdp_rtcp = expected, rtp, rtcp
         self.rtp_src = self.rtcp_src = self.cand_rtp = self.cand_rtcp = None
         self.rtp_dst, self.rtcp_dst = rtp, (rtp if self.mux else rtcp)
+
+    def detach(self) -> None:
+        """The stream is closed: drop the peer and every callback (taps, watchers,
+        handlers hold objects that hold the stream), so nothing of it is a cycle."""
+        self.peer = None
+        self.tap = self.watcher = self.rtcp_tap = None
+        self.raw_handler = None
+        self.transform = None
 
     def counters(self) -> SideCounters:
         return SideCounters(
@@ -523,7 +541,7 @@ class RelayStream:
         self.udptl = udptl  # T.38: datagrams relayed as they are (on_udptl)
         self.closed = False
         self._fds: list[int] = []
-        a, b = _Side(self, "a", pair_a), _Side(self, "b", pair_b)
+        a, b = _Side(relay, call_ref, "a", pair_a), _Side(relay, call_ref, "b", pair_b)
         a.peer, b.peer = b, a
         self._sides = {"a": a, "b": b}
 
@@ -618,7 +636,7 @@ class RelayStream:
         payload-type map, then ``send`` (rewriter, transform); nothing while held."""
         source = self._sides[from_side]
         target = source.peer
-        if target.held or len(packet) < RTP_HEADER_SIZE:
+        if target is None or target.held or len(packet) < RTP_HEADER_SIZE:
             return False
         table = source.pt_table
         if table is not None:
@@ -703,6 +721,7 @@ class RelayStream:
         finally:
             for side in self._sides.values():
                 self.relay.ports.release(side.pair)
+                side.detach()
 
 
 class MediaRelay:

@@ -12,7 +12,6 @@ transactions in flight end within ``shutdown_grace_s`` and exits 0.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -41,6 +40,7 @@ from .b2bua.recording import RecordingRules, repair_open
 from .compiled import describe, stale_extensions
 from .control import ControlServer
 from .dispatch import Dispatcher
+from .gc_policy import GcPolicy
 from .registrar.location import AorKey, Binding
 from .registrar.qualify import Qualifier, qualify_request
 from .registrar.runtime import RegistrarRuntime
@@ -58,15 +58,6 @@ log = logging.getLogger("centrala")
 PID_FILE = "centrala.pid"
 WATCH_INTERVAL_S = 1.0
 TICK_S = 1.0
-
-
-def tune_gc() -> None:
-    """Keep the cyclic GC off what lives forever (code, configuration) and run
-    young collections less often: a SIP server allocates many short-lived
-    objects per message, few of them in cycles."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def state_dir_of(config: Config, override: Path | None) -> Path:
@@ -95,6 +86,7 @@ def endpoint_limits(config: Config) -> EndpointLimits:
         max_connections_per_source=lim.max_connections_per_source,
         max_connections=lim.max_connections,
         tcp_idle_timeout_s=lim.tcp_idle_timeout_s,
+        udp_receive_buffer_bytes=lim.udp_receive_buffer_bytes,
     )
 
 
@@ -115,6 +107,7 @@ class Switch:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _fingerprint: ConfigFingerprint | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    gc: GcPolicy = field(default_factory=GcPolicy)  # young collections only (gc_policy.py)
 
     async def run(self) -> int:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +124,7 @@ class Switch:
             return 1
         self._write_pid()
         self._install_signals()
-        tune_gc()
+        self.gc.install()
         background = [asyncio.create_task(self._watch_config()), asyncio.create_task(self._ticks())]
         log.info("Centrala %s running (%s), state in %s", __version__, describe(), self.state_dir)
         for source in stale_extensions():
@@ -263,6 +256,7 @@ class Switch:
                     self.registrar.tick()
                 if self.calls is not None:
                     self.calls.tick(asyncio.get_running_loop().time())
+                self.gc.tick(asyncio.get_running_loop().time())
             except Exception:
                 log.exception("housekeeping failed")
 

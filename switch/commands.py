@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ def register_commands(control: ControlServer, switch: Switch) -> None:
     async def status(request: dict[str, Any]) -> dict[str, Any]:
         """Counters a soak test watches return to their baseline once traffic stops."""
         if request.get("gc"):
-            gc.collect()
+            switch.gc.full(asyncio.get_running_loop().time())
         core, calls, registrar = switch.core, switch.calls, switch.registrar
         return {
             "pid": os.getpid(),

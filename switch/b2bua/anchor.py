@@ -213,7 +213,7 @@ class AnchorSession:
         self._origins: dict[Leg, LegOrigin] = {}
         self._prefs: dict[Leg, LegPrefs] = {}  # fixed at a leg's first offer: reloads spare calls
         self._pending: dict[Leg, _Pending] = {}  # by answerer
-        self.srtp = SrtpLegs(call_ref, self._leg_encryption)
+        self.srtp = SrtpLegs(call_ref, _leg_encryption(hook, tenant, caller))
         self.features: CallFeatures | None = (
             hook.features.session(call_ref, tenant) if hook.features is not None else None)
 
@@ -246,7 +246,7 @@ class AnchorSession:
         self._pending[receiver] = _Pending(
             sender, state, [i for i in opened if i in state.anchors],
             {i: s for i, s in staged.items() if i in state.anchors})
-        return bytes(relayed)
+        return state.origin.last  # bytes(relayed), as stamped: not serialised again
 
     def refused(self, receiver: Leg) -> None:
         """The offer last sent to ``receiver`` got a failure response (RFC 3264 §8:
@@ -275,7 +275,7 @@ class AnchorSession:
         self.srtp.wire(self.streams)
         if self.features is not None:
             self.features.applied(self.streams, plans, offerer.side, sender.side)
-        return bytes(out)
+        return origin.last  # bytes(out), as last stamped (narrow() stamps what it changes)
 
     def send_digit(self, to: Side, digit: str, duration_ms: int) -> bool:
         """A key press (SIP INFO) as RFC 4733 to side ``to``, if it has telephone-event."""
@@ -391,9 +391,6 @@ class AnchorSession:
             self._origins[leg] = origin
         return origin
 
-    def _leg_encryption(self, leg: Leg) -> Encryption:
-        return self.hook.encryption(self.tenant, self._label(leg))
-
     def _fax_call(self, *legs: Leg) -> bool:
         return any(self.hook.fax(self.tenant, self._label(leg)) for leg in legs)
 
@@ -422,6 +419,15 @@ def fax_safe(*prefs: LegPrefs) -> tuple[LegPrefs, ...]:
 def _close_all(streams: Iterable[Stream]) -> None:
     for stream in list(streams):
         stream.close()
+
+
+def _leg_encryption(hook: AnchorHook, tenant: str, caller: str | None
+                    ) -> Callable[[Leg], Encryption]:
+    """A call's SRTP setting per leg, for its ``SrtpLegs``: a function of the hook,
+    not a method of the session, which would make the two a reference cycle."""
+    def setting(leg: Leg) -> Encryption:
+        return hook.encryption(tenant, caller if leg.side == "a" else leg.label)
+    return setting
 
 
 def _prefs(names: list[str]) -> LegPrefs:

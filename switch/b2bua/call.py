@@ -151,6 +151,7 @@ class CallRecord:
     side: str = "system"
     callee: str = ""
     legs: list[dict[str, object]] = field(default_factory=list)
+    recording: str | None = None  # the WAV, relative to the state directory
 
 
 class Call:
@@ -715,6 +716,9 @@ class Call:
         self.state = CallState.ENDED
         self.record.end = now
         self.media.release()
+        recorded = self.media.recorded()
+        self.record.recording = None if recorded is None else str(recorded)
+        self.media = PASS_THROUGH  # the session's SDPs need not live as long as the legs
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

@@ -324,7 +324,7 @@ class CallManager:
             answer=None if rec.answer is None else rec.answer + offset,
             end=end + offset, billed_s=billed, disposition=rec.disposition,
             hangup_cause=rec.cause, hangup_side=rec.side, cost=cost, legs=call.legs_json(),
-            recording=str(recorded) if (recorded := call.media.recorded()) else None,
+            recording=rec.recording,
         )
 
     @property

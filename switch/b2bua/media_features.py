@@ -498,6 +498,7 @@ class CallFeatures:
         if self.released:
             return
         self.released = True
+        self.on_digit = None  # the call's method: no cycle call -> session -> features -> call
         if self.recording is not None:
             self.recording.stop()
         for handle in self._digits:

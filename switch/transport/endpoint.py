@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -40,6 +41,7 @@ class EndpointLimits:
     max_connections_per_source: int = 64
     max_connections: int = 4096
     tcp_idle_timeout_s: float = 300.0
+    udp_receive_buffer_bytes: int = 1024 * 1024
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -139,6 +141,7 @@ class Endpoint:
                 lambda: _Udp(self, index), local_addr=(host, port)
             )
             self._udp.append(protocol)
+            self._size_receive_buffer(protocol.transport)  # type: ignore[arg-type]
             sock = protocol.transport.get_extra_info("sockname")  # type: ignore[union-attr]
         else:
             ctx = self.server_ssl if proto == "tls" else None
@@ -150,6 +153,24 @@ class Endpoint:
         self._schedule_housekeeping()
         log.info("listening on %s:%s:%s", proto, host, sock[1])
         return Address(proto, sock[0], sock[1])
+
+    def _size_receive_buffer(self, transport: asyncio.DatagramTransport) -> None:
+        """Room for the datagrams that arrive while the loop is busy (a burst, a
+        slow handler): the default (~200 KB, a few hundred small datagrams) is
+        gone in a fraction of a second at a few thousand packets per second,
+        and what overflows it is lost, to be retransmitted 500 ms later."""
+        sock = transport.get_extra_info("socket")
+        want = self.limits.udp_receive_buffer_bytes
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < want:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as exc:
+            log.warning("cannot size the UDP receive buffer: %s", exc)
+            return
+        if got < want:  # Linux reports twice what it grants, capped by rmem_max
+            log.info("UDP receive buffer %d bytes (asked %d; raise net.core.rmem_max)",
+                     got, want)
 
     # -- input -------------------------------------------------------------------
     def received(self, data: bytes, source: Address) -> None:

@@ -86,9 +86,12 @@ def local_address(dest: Address) -> tuple[str, str, int]:
     return "udp", SWITCH_IP, 5060
 
 
+CALLER_PHONE = Address("udp", "10.0.0.1", 5060)
+
+
 def anchored_call(invite: bytes = INVITE, relay: object = None,
                   tenants: list[object] | None = None,
-                  source: Address = Address("udp", "10.0.0.1", 5060), **media: object
+                  source: Address = CALLER_PHONE, **media: object
                   ) -> tuple[Call, FakeEnv, FakeRelay]:
     relay = relay or FakeRelay()
     hook = AnchorHook(relay, config(tenants, **media), local_address)  # type: ignore[arg-type]

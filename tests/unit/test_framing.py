@@ -38,7 +38,7 @@ def test_any_chunking_gives_the_same_events(parts: list[bytes], data: st.DataObj
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
     framer = StreamFramer()
     chunked: list[object] = []
-    for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         chunked += framer.feed(stream[a:b])
     assert chunked == whole
     assert [e for e in whole if isinstance(e, FramedMessage)] == [

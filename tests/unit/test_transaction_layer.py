@@ -349,7 +349,7 @@ def test_ten_thousand_transactions_all_terminate_and_leave_no_trace() -> None:
         layer.send_request(req, UAS_UDP, i * 0.001)
         reqs.append(req)
     assert len(layer) == n
-    for i, req in enumerate(reqs[::2]):
+    for req in reqs[::2]:
         layer.receive_response(response(req, 200), UAS_UDP, 10.0)
     counts = layer.counts()
     assert counts.client_noninvite == n

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from switch.sip import client_invite, client_noninvite, server_invite, server_noninvite
 from switch.sip.builders import make_response
-from switch.sip.events import Output, RequestReceived, TransactionError, TransactionStateError
+from switch.sip.events import RequestReceived, TransactionError, TransactionStateError
 from switch.sip.timers import TimerConfig
 from switch.sip.transaction_base import MachineSpec
 from switch.sip.transaction_layer import TransactionLayer
