@@ -24,7 +24,7 @@ from typing import Any
 from dialplan.schema import Config, Trunk
 
 from .auth.client import authorization, pick_challenge
-from .b2bua.call import Cancellable
+from .b2bua.call_env import Cancellable
 from .b2bua.plan import trunk_address
 from .registrar.licensing import PortLicenceGate
 from .sip.address import Address

@@ -44,9 +44,6 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
 
 from media.dtmf import DTMF, DTMF_RELAY, DtmfError, DtmfInfo
 from media.sdp import SdpError
@@ -54,15 +51,14 @@ from media.sdp import SdpError
 from ..auth.client import authorization, pick_challenge
 from ..sip.address import Address
 from ..sip.builders import make_response, new_branch, new_call_id, new_tag
-from ..sip.dialog import Dialog, DialogError, DialogId
+from ..sip.dialog import Dialog, DialogError
 from ..sip.dialog_invite import InviteSessionUAS
 from ..sip.dialog_session_timer import uac_from_2xx, uas_negotiate
 from ..sip.events import Output, ResponseReceived, Send, TransactionTimeout, TransportError
-from ..sip.headers import Via
 from ..sip.message import Request, Response, new_request
-from ..sip.timers import TimerConfig
-from .media import PASS_THROUGH, Leg, MediaSession
 from .attempts import Attempt, Outcome, Plan, Target, classify, disposition_of
+from .call_env import CallEnv, CallRecord, CallState, Cancellable
+from .media import PASS_THROUGH, Leg, MediaSession
 from .session_timers import B_LEG_REQUEST_HEADERS, SessionRefresh, allowed_methods
 
 log = logging.getLogger("centrala.call")
@@ -74,38 +70,6 @@ RELAYED_HEADERS = ("content-type", "allow", "accept", "reason")
 OFFER_METHODS = ("INVITE", "UPDATE")  # requests whose body is an SDP offer (RFC 3311, 3264)
 NOT_ACCEPTABLE_HERE = 488
 OFFER_REFUSALS = frozenset({415, 488, 606})  # the media offered refused: 488 to the sender
-
-
-class CallState(Enum):
-    ROUTING = "routing"
-    RINGING = "ringing"  # B legs out, no answer yet
-    ANSWERED = "answered"  # 2xx sent to A
-    ENDED = "ended"
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
-
-
-class CallEnv(Protocol):
-    """What a call needs from the switch around it."""
-
-    timers: TimerConfig
-
-    def respond(self, handle: int, resp: Response, now: float) -> list[Output]: ...
-    def send_request(
-        self, req: Request, dest: Address, now: float, owner: object
-    ) -> tuple[int, list[Output]]: ...
-    def cancel(self, handle: int, now: float, reason: str | None) -> list[Output]: ...
-    def via(self, dest: Address) -> Via: ...
-    def contact(self, dest: Address) -> str: ...
-    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
-    def now(self) -> float: ...
-    def send(self, outputs: list[Output]) -> None: ...
-    def index(self, dialog_id: DialogId, call: Call, side: str) -> None: ...
-    def unindex(self, dialog_id: DialogId) -> None: ...
-    def answered(self, call: Call) -> None: ...
-    def ended(self, call: Call) -> None: ...
 
 
 class BLeg:
@@ -137,21 +101,6 @@ class BLeg:
     def __call__(self, event: object, now: float) -> list[Output]:
         """Transaction events of this leg's INVITE (the leg is the owner)."""
         return self.call.guarded(lambda: self.call.on_b_event(self, event, now), now)
-
-
-@dataclass(slots=True)
-class CallRecord:
-    """What the CDR needs, filled as the call goes."""
-
-    start: float
-    answer: float | None = None
-    end: float | None = None
-    disposition: str = "failed"
-    cause: int = 0
-    side: str = "system"
-    callee: str = ""
-    legs: list[dict[str, object]] = field(default_factory=list)
-    recording: str | None = None  # the WAV, relative to the state directory
 
 
 class Call:

@@ -38,7 +38,8 @@ from ..sip.message import Request, Response
 from ..sip.timers import TimerConfig
 from ..sip.uri import SipUri
 from ..storage.base import CdrRecord, Storage
-from .call import Attempt, Call, CallState, Cancellable, Outcome
+from .call import Attempt, Call, Outcome
+from .call_env import CallState, Cancellable
 from .credit import KEY as CREDIT_KEY
 from .credit import CreditLedger, cost_of
 from .identify import CallerIdentifier, FromExtension, FromTrunk, NotIdentified
