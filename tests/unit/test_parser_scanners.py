@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from switch.auth.digest import MalformedDigest, parse_auth_params, split_scheme
 from switch.sip.errors import MalformedMessage
 from switch.sip.grammar import (
     ascii_uint,
@@ -311,3 +312,94 @@ def test_header_values_keep_inner_whitespace_and_unicode() -> None:
     assert msg.get_all("subject") == ["hello   world", "compact"]
     assert msg.get("x-a") == "nbsp" and msg.get("x-b") == "fs"
     assert bytes(msg) == data
+
+
+# -- Authorization headers (switch/auth/digest.py) ---------------------------
+_AUTH_PARAM_RE = re.compile(
+    r"[ \t]*([A-Za-z0-9\-.!%*_+`\'~]+)[ \t]*=[ \t]*"
+    r'(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))'
+    r"[ \t]*(?:,[ \t,]*|\Z)",
+    re.DOTALL,
+)
+_AUTH_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_AUTH_SCHEME_RE = re.compile(r"[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)(?:[ \t]+|\Z)")
+
+
+def oracle_auth_params(text: str) -> dict[str, str] | str:
+    params: dict[str, str] = {}
+    pos, end = 0, len(text)
+    while pos < end:
+        m = _AUTH_PARAM_RE.match(text, pos)
+        if m is None:
+            return "error"
+        name = m.group(1).lower()
+        if name in params:
+            return "error"
+        quoted = m.group(2)
+        if quoted is None:
+            params[name] = m.group(3)
+        else:
+            params[name] = _AUTH_ESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        pos = m.end()
+    return params
+
+
+def oracle_split_scheme(value: str) -> tuple[str, str] | str:
+    m = _AUTH_SCHEME_RE.match(value)
+    if m is None:
+        return "error"
+    return m.group(1).lower(), value[m.end():]
+
+
+def auth_outcome(fn, text):  # type: ignore[no-untyped-def]
+    try:
+        return fn(text)
+    except MalformedDigest:
+        return "error"
+
+
+auth_piece = st.sampled_from(
+    ["Digest", "username", "realm", "nonce", "uri", "=", '"', "\\", ",", " ", "\t",
+     "a", "Z9", "sip:100@x", "\n", "\x0b", "\x1c", "\x85", "\xa0", "ü", "-", "'", "~",
+     '"a,b"', '"q\\"x"', "=\"\"", ", ,"]
+)
+auth_text = st.lists(auth_piece, max_size=14).map("".join)
+
+
+@settings(max_examples=600)
+@given(auth_text)
+def test_auth_params_scanner_equals_the_regex(text: str) -> None:
+    assert auth_outcome(parse_auth_params, text) == oracle_auth_params(text)
+
+
+@settings(max_examples=300)
+@given(auth_text)
+def test_split_scheme_scanner_equals_the_regex(text: str) -> None:
+    assert auth_outcome(split_scheme, text) == oracle_split_scheme(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "params"),
+    [
+        ('username="100", realm="x", uri=sip:x, nc=00000001',
+         {"username": "100", "realm": "x", "uri": "sip:x", "nc": "00000001"}),
+        ('a="q\\"uote\\\\d",b=c,,  ,d=e', {"a": 'q"uote\\d', "b": "c", "d": "e"}),
+        ("", {}),
+        ('a="x" , ', {"a": "x"}),
+        ("A=1", {"a": "1"}),
+    ],
+)
+def test_auth_params_examples(text: str, params: dict[str, str]) -> None:
+    assert parse_auth_params(text) == params
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a="open', "a=b c=d", "a=1,a=2", 'a=x"y', "=1", "a", 'a="x"y', "a=\xa0", "a=b\\"],
+)
+def test_bad_auth_params(text: str) -> None:
+    if text == "a=b\\":  # a backslash is an ordinary character in a token value
+        assert parse_auth_params(text) == {"a": "b\\"}
+        return
+    with pytest.raises(MalformedDigest):
+        parse_auth_params(text)
