@@ -146,6 +146,12 @@ class AuthResult:
     username: str | None = None
     reason: str = ""
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, outcome: AuthOutcome, username: str | None = None, reason: str = "") -> None:
+        self.outcome = outcome  # type: ignore[misc]
+        self.username = username  # type: ignore[misc]
+        self.reason = reason  # type: ignore[misc]
+
     @property
     def ok(self) -> bool:
         return self.outcome is AuthOutcome.OK
@@ -314,6 +320,29 @@ class DigestResponse:
     nc: str | None
     cnonce: str | None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        username: str,
+        realm: str,
+        nonce: str,
+        uri: str,
+        response: str,
+        algorithm: str,
+        qop: str | None,
+        nc: str | None,
+        cnonce: str | None,
+    ) -> None:
+        self.username = username  # type: ignore[misc]
+        self.realm = realm  # type: ignore[misc]
+        self.nonce = nonce  # type: ignore[misc]
+        self.uri = uri  # type: ignore[misc]
+        self.response = response  # type: ignore[misc]
+        self.algorithm = algorithm  # type: ignore[misc]
+        self.qop = qop  # type: ignore[misc]
+        self.nc = nc  # type: ignore[misc]
+        self.cnonce = cnonce  # type: ignore[misc]
+
     @classmethod
     def parse(cls, params: dict[str, str]) -> DigestResponse:
         for name in _REQUIRED:
@@ -384,6 +413,11 @@ _RFC2069_USED = 1 << 32  # above any 8-hex-digit nc: the nonce is used up
 class _Nonce:
     issued: float  # epoch seconds
     value: str
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, issued: float, value: str) -> None:
+        self.issued = issued  # type: ignore[misc]
+        self.value = value  # type: ignore[misc]
 
 
 class NonceCodec:

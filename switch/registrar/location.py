@@ -81,6 +81,21 @@ class BindingChange:
     first: bool  # the AOR had no binding before
     last: bool  # the AOR has no binding now
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        aor: AorKey,
+        added_or_updated: tuple[Binding, ...],
+        removed: tuple[Binding, ...],
+        first: bool,
+        last: bool,
+    ) -> None:
+        self.aor = aor  # type: ignore[misc]
+        self.added_or_updated = added_or_updated  # type: ignore[misc]
+        self.removed = removed  # type: ignore[misc]
+        self.first = first  # type: ignore[misc]
+        self.last = last  # type: ignore[misc]
+
 
 Listener = Callable[[BindingChange], None]
 

@@ -59,6 +59,21 @@ class Reject:
     auth_failure: AuthResult | None = None  # a failed authentication, for bans and logs
     realm: str | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | None = None,
+        auth_failure: AuthResult | None = None,
+        realm: str | None = None,
+    ) -> None:
+        self.status = status  # type: ignore[misc]
+        self.reason = reason  # type: ignore[misc]
+        self.headers = [] if headers is None else headers  # type: ignore[misc]
+        self.auth_failure = auth_failure  # type: ignore[misc]
+        self.realm = realm  # type: ignore[misc]
+
 
 @dataclass(slots=True)
 class Plan:
@@ -68,6 +83,23 @@ class Plan:
     first: bool  # the AOR had no binding and will have some: take a port licence
     last: bool  # the AOR will have no binding left: free its licence
     path: list[str]
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        upserts: list[Binding],
+        removals: list[str],
+        first: bool,
+        last: bool,
+        path: list[str],
+    ) -> None:
+        self.subscriber = subscriber
+        self.upserts = upserts
+        self.removals = removals
+        self.first = first
+        self.last = last
+        self.path = path
 
 
 def _expires_of(contact: NameAddr, header: int | None, default: int) -> int:

@@ -19,6 +19,13 @@ class Address:
     port: int
     conn_id: int | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, transport: str, host: str, port: int, conn_id: int | None = None) -> None:
+        self.transport = transport  # type: ignore[misc]
+        self.host = host  # type: ignore[misc]
+        self.port = port  # type: ignore[misc]
+        self.conn_id = conn_id  # type: ignore[misc]
+
     @property
     def reliable(self) -> bool:
         return self.transport in RELIABLE_TRANSPORTS

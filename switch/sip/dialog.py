@@ -79,6 +79,12 @@ class DialogId:
     local_tag: str
     remote_tag: str | None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, call_id: str, local_tag: str, remote_tag: str | None) -> None:
+        self.call_id = call_id  # type: ignore[misc]
+        self.local_tag = local_tag  # type: ignore[misc]
+        self.remote_tag = remote_tag  # type: ignore[misc]
+
     @classmethod
     def of_request(cls, req: Request) -> DialogId | None:
         """The id, seen by us, of the dialog a received request belongs to (None:
@@ -110,6 +116,14 @@ class DialogCheck:
     reason: str | None = None
     retry_after: int | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self, status: int | None = None, reason: str | None = None, retry_after: int | None = None,
+    ) -> None:
+        self.status = status  # type: ignore[misc]
+        self.reason = reason  # type: ignore[misc]
+        self.retry_after = retry_after  # type: ignore[misc]
+
     @property
     def ok(self) -> bool:
         return self.status is None
@@ -133,6 +147,11 @@ class ResponseOutcome:
 
     retransmission: bool = False
     ack: Request | None = None
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, retransmission: bool = False, ack: Request | None = None) -> None:
+        self.retransmission = retransmission  # type: ignore[misc]
+        self.ack = ack  # type: ignore[misc]
 
 
 class DialogState(Enum):

@@ -57,6 +57,11 @@ class SessionExpires:
     interval: int
     refresher: Refresher | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, interval: int, refresher: Refresher | None = None) -> None:
+        self.interval = interval  # type: ignore[misc]
+        self.refresher = refresher  # type: ignore[misc]
+
     @classmethod
     def parse(cls, text: str) -> SessionExpires:
         interval, params = _delta_and_params(text, "Session-Expires")
@@ -99,6 +104,12 @@ class SessionTimer:
     refresher: Refresher
     we_refresh: bool
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, interval: int, refresher: Refresher, we_refresh: bool) -> None:
+        self.interval = interval  # type: ignore[misc]
+        self.refresher = refresher  # type: ignore[misc]
+        self.we_refresh = we_refresh  # type: ignore[misc]
+
     @property
     def refresh_after(self) -> float:
         """RFC 4028 §10: the refresher sends its refresh at half the interval."""
@@ -126,6 +137,17 @@ class UasDecision:
     status: int | None
     timer: SessionTimer | None = None
     headers: tuple[tuple[str, str], ...] = ()
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        status: int | None,
+        timer: SessionTimer | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.status = status  # type: ignore[misc]
+        self.timer = timer  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
 
 
 def _check_min_se(min_se: int) -> None:

@@ -39,6 +39,11 @@ class Send:
     message: Request | Response
     dest: Address
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, message: Request | Response, dest: Address) -> None:
+        self.message = message  # type: ignore[misc]
+        self.dest = dest  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
@@ -48,6 +53,12 @@ class RequestReceived:
     request: Request
     source: Address
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, handle: Handle, request: Request, source: Address) -> None:
+        self.handle = handle  # type: ignore[misc]
+        self.request = request  # type: ignore[misc]
+        self.source = source  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class ResponseReceived:
@@ -56,6 +67,12 @@ class ResponseReceived:
     handle: Handle
     response: Response
     owner: object | None = None
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, handle: Handle, response: Response, owner: object | None = None) -> None:
+        self.handle = handle  # type: ignore[misc]
+        self.response = response  # type: ignore[misc]
+        self.owner = owner  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +85,19 @@ class AckReceived:
     source: Address
     handle: Handle | None = None
     owner: object | None = None
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        request: Request,
+        source: Address,
+        handle: Handle | None = None,
+        owner: object | None = None,
+    ) -> None:
+        self.request = request  # type: ignore[misc]
+        self.source = source  # type: ignore[misc]
+        self.handle = handle  # type: ignore[misc]
+        self.owner = owner  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +114,19 @@ class CancelReceived:
     source: Address
     owner: object | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        request: Request,
+        invite_handle: Handle | None,
+        source: Address,
+        owner: object | None = None,
+    ) -> None:
+        self.request = request  # type: ignore[misc]
+        self.invite_handle = invite_handle  # type: ignore[misc]
+        self.source = source  # type: ignore[misc]
+        self.owner = owner  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class StrayResponse:
@@ -92,6 +135,11 @@ class StrayResponse:
     response: Response
     source: Address
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, response: Response, source: Address) -> None:
+        self.response = response  # type: ignore[misc]
+        self.source = source  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class TransactionTimeout:
@@ -99,6 +147,11 @@ class TransactionTimeout:
 
     handle: Handle
     owner: object | None = None
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, handle: Handle, owner: object | None = None) -> None:
+        self.handle = handle  # type: ignore[misc]
+        self.owner = owner  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +162,12 @@ class TransportError:
     dest: Address
     owner: object | None = None
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, handle: Handle, dest: Address, owner: object | None = None) -> None:
+        self.handle = handle  # type: ignore[misc]
+        self.dest = dest  # type: ignore[misc]
+        self.owner = owner  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class StartCancel:
@@ -116,6 +175,11 @@ class StartCancel:
 
     handle: Handle
     cancel: Request
+
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, handle: Handle, cancel: Request) -> None:
+        self.handle = handle  # type: ignore[misc]
+        self.cancel = cancel  # type: ignore[misc]
 
 
 Event = (

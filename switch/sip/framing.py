@@ -24,6 +24,10 @@ _CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", r
 class FramedMessage:
     data: bytes
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, data: bytes) -> None:
+        self.data = data  # type: ignore[misc]
+
 
 @dataclass(frozen=True, slots=True)
 class Ping:

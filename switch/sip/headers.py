@@ -364,6 +364,11 @@ class Contact:
     star: bool
     addresses: tuple[NameAddr, ...] = ()
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(self, star: bool, addresses: tuple[NameAddr, ...] = ()) -> None:
+        self.star = star  # type: ignore[misc]
+        self.addresses = addresses  # type: ignore[misc]
+
     @classmethod
     def parse_all(cls, values: list[str]) -> "Contact":
         if len(values) == 1 and values[0].strip() == "*":

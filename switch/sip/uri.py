@@ -98,6 +98,25 @@ class SipUri:
     headers: str | None = None
     scheme: str = "sip"
 
+    # Written out: mypyc compiles this one, not the one @dataclass generates.
+    def __init__(
+        self,
+        host: str,
+        user: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        params: Params = (),
+        headers: str | None = None,
+        scheme: str = "sip",
+    ) -> None:
+        self.host = host  # type: ignore[misc]
+        self.user = user  # type: ignore[misc]
+        self.password = password  # type: ignore[misc]
+        self.port = port  # type: ignore[misc]
+        self.params = params  # type: ignore[misc]
+        self.headers = headers  # type: ignore[misc]
+        self.scheme = scheme  # type: ignore[misc]
+
     @classmethod
     def parse(cls, text: str, where: str = "URI") -> "SipUri":
         if _FORBIDDEN.search(text):
