@@ -52,11 +52,11 @@ class Dispatcher:
 
     # -- TransactionUser ------------------------------------------------------
     def on_event(self, event: object, now: float) -> list[Output]:
+        if isinstance(event, RequestReceived):  # first: it has no owner to look up
+            return self._on_request(event, now)
         owner = getattr(event, "owner", None)
         if callable(owner):  # a client transaction's events go to whoever started it
             return owner(event, now)  # type: ignore[no-any-return]
-        if isinstance(event, RequestReceived):
-            return self._on_request(event, now)
         if isinstance(event, CancelReceived):
             if self.cancel_handler is not None:
                 handled = self.cancel_handler(event, now)
