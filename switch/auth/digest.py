@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from switch.sip.grammar import quote
+from switch.sip.grammar import TOKEN_CHARS, quote
 from switch.sip.message import Request
 from switch.sip.randomness import token_bytes
 
@@ -186,14 +186,6 @@ _REQUIRED = ("username", "realm", "nonce", "uri", "response")
 # and every authenticated request parses one of these headers.
 
 
-def _is_token_char(o: int) -> bool:
-    """RFC 3261 §25.1 token characters: ASCII alphanumerics and ``-.!%*_+`'~``."""
-    if 97 <= o <= 122 or 65 <= o <= 90 or 48 <= o <= 57:
-        return True
-    return o == 45 or o == 46 or o == 33 or o == 37 or o == 42 or o == 95 or o == 43 \
-        or o == 96 or o == 39 or o == 126
-
-
 def _skip_blanks(text: str, i: int, end: int) -> int:
     while i < end and (ord(text[i]) == 32 or ord(text[i]) == 9):
         i += 1
@@ -227,7 +219,7 @@ def parse_auth_params(text: str) -> dict[str, str]:
     while i < end:
         i = _skip_blanks(text, i, end)
         start = i
-        while i < end and _is_token_char(ord(text[i])):
+        while i < end and text[i] in TOKEN_CHARS:
             i += 1
         if i == start:
             raise MalformedDigest("bad parameter list")
@@ -277,7 +269,7 @@ def split_scheme(value: str) -> tuple[str, str]:
     end = len(value)
     start = _skip_blanks(value, 0, end)
     i = start
-    while i < end and _is_token_char(ord(value[i])):
+    while i < end and value[i] in TOKEN_CHARS:
         i += 1
     if i == start:
         raise MalformedDigest("no auth scheme")
